@@ -1,0 +1,215 @@
+"""The one typed, validated configuration object.
+
+It is loaded once from a TOML file (``load_config``) and passed down; no module
+reads configuration from globals. Every section forbids unknown keys so that a
+typo is an error naming the key rather than a silently ignored setting.
+Secrets may come from the environment: any string value written as
+``"env:NAME"`` is replaced by the value of environment variable ``NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_MODELS_DIR = PACKAGE_DIR.parent / "models"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the person who has to fix the file."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class DeviceConfig(Section):
+    """Who this unit is; the id goes into every read, status and upload."""
+
+    id: str = Field(default="alprd-dev", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    agency: str = Field(default="", max_length=120)
+
+
+class CameraConfig(Section):
+    """Where frames come from. ``synthetic`` needs no hardware (demo, tests)."""
+
+    id: str = Field(default="cam0", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    source: Literal["synthetic", "video", "images", "usb", "rtsp", "picamera"] = "synthetic"
+    path: str = Field(default="", description="video file, image folder, /dev/videoN or rtsp:// URL")
+    width: int = Field(default=1920, ge=64, le=8192)
+    height: int = Field(default=1080, ge=64, le=8192)
+    fps: float = Field(default=15.0, gt=0, le=240)
+    loop: bool = False
+    realtime: bool = Field(default=True, description="replay files at their own frame rate")
+    frames: int = Field(default=0, ge=0, description="stop after this many frames (0 = no limit)")
+    exposure_us: int = Field(default=0, ge=0, description="shutter time; 0 = automatic")
+    roi: tuple[int, int, int, int] | None = Field(
+        default=None, description="x, y, width, height of the region to analyse"
+    )
+    reopen_backoff_max_s: float = Field(default=30.0, gt=0, le=3600)
+
+
+class VisionConfig(Section):
+    """The ONNX detector and OCR models and their thresholds."""
+
+    detector_model: Path = DEFAULT_MODELS_DIR / "plate_detector.onnx"
+    ocr_model: Path = DEFAULT_MODELS_DIR / "plate_ocr.onnx"
+    threads: int = Field(default=1, ge=1, le=64)
+    detect_threshold: float = Field(default=0.4, gt=0, lt=1)
+    ocr_min_confidence: float = Field(default=0.5, ge=0, le=1)
+    min_plate_chars: int = Field(default=2, ge=1, le=10)
+
+
+class PipelineConfig(Section):
+    """Queues, de-duplication and shutdown behaviour of ``alprd run``."""
+
+    frame_queue: int = Field(default=2, ge=1, le=64, description="frames waiting for inference")
+    read_queue: int = Field(default=256, ge=1, le=100_000)
+    reread_window_s: float = Field(default=10.0, ge=0, le=3600)
+    merge_max_edits: int = Field(default=1, ge=0, le=3)
+    save_crops: bool = True
+    crop_jpeg_quality: int = Field(default=85, ge=10, le=100)
+
+
+class StoreConfig(Section):
+    """Where the SQLite buffer lives."""
+
+    state_dir: Path = Path("state")
+    database: str = Field(default="alprd.db", min_length=1)
+
+    @property
+    def path(self) -> Path:
+        return self.state_dir / self.database
+
+
+class GpsConfig(Section):
+    """Position source: an NMEA receiver, a fixed pole site, or none."""
+
+    mode: Literal["none", "serial", "fixed"] = "none"
+    port: str = "/dev/ttyACM0"
+    baudrate: int = Field(default=9600, ge=1200, le=921_600)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    max_fix_age_s: float = Field(default=5.0, gt=0, le=3600)
+
+
+class HotlistConfig(Section):
+    """Hotlist matching, sync and alerting."""
+
+    denied_categories: tuple[str, ...] = ("traffic_misdemeanor", "parking")
+    alert_repeat_window_s: float = Field(default=300.0, ge=0)
+    stale_after_h: float = Field(default=24.0, gt=0)
+    sync_key: str = Field(default="", description="HMAC-SHA256 key; use env:NAME")
+
+
+class UplinkConfig(Section):
+    """MQTT broker, TLS and batching."""
+
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str = ""
+    password: str = ""
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    topic_prefix: str = Field(default="alprd", min_length=1)
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    batch_max_age_s: float = Field(default=30.0, gt=0)
+    heartbeat_s: float = Field(default=60.0, gt=0)
+    backlog_warn_days: float = Field(default=25.0, gt=0)
+    backlog_critical_days: float = Field(default=30.0, gt=0)
+
+
+class PolicyConfig(Section):
+    """Retention and access rules from the department policy."""
+
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    purge_interval_h: float = Field(default=24.0, gt=0)
+    session_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    max_failed_logins: int = Field(default=5, ge=1, le=100)
+
+
+class LoggingConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Config(Section):
+    """The whole configuration. Every section has defaults that work."""
+
+    device: DeviceConfig = DeviceConfig()
+    camera: CameraConfig = CameraConfig()
+    vision: VisionConfig = VisionConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    store: StoreConfig = StoreConfig()
+    gps: GpsConfig = GpsConfig()
+    hotlist: HotlistConfig = HotlistConfig()
+    uplink: UplinkConfig = UplinkConfig()
+    policy: PolicyConfig = PolicyConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @field_validator("gps")
+    @classmethod
+    def _fixed_needs_position(cls, gps: GpsConfig) -> GpsConfig:
+        if gps.mode == "fixed" and (gps.latitude is None or gps.longitude is None):
+            raise ValueError("gps.mode = 'fixed' needs gps.latitude and gps.longitude")
+        return gps
+
+
+def _resolve_env(value: Any, where: str) -> Any:
+    """Replace ``"env:NAME"`` strings by the environment variable, recursively."""
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, f"{where}.{k}" if where else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, where) for v in value]
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigError(f"{where}: environment variable {name} is not set (set it, or write the value)")
+        return os.environ[name]
+    return value
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key (check the spelling against config/alprd.example.toml)")
+            continue
+        value = e.get("input")
+        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        lines.append(f"{key}{shown}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Validate a plain dict (already parsed TOML) into a Config."""
+    try:
+        return Config.model_validate(_resolve_env(data, ""))
+    except ValidationError as err:
+        raise ConfigError(_describe(err)) from None
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Load and validate the TOML file; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such file (copy config/alprd.example.toml and edit it)") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{p}: not valid TOML: {err}") from None
+    try:
+        return config_from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(f"{p}:\n{err}") from None
+

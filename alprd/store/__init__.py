@@ -1,0 +1,260 @@
+"""The SQLite buffer: every read, alert and policy record lives here first.
+
+SQLite in WAL mode through sqlite-utils. The schema is built by an ordered list
+of named forward migrations (``MIGRATIONS``); ``schema_version`` is how many
+have been applied. A migration is never edited once released: add a new one.
+
+By design there is no column anywhere for personal data (names, birth dates,
+race, sex): ``PERSONAL_DATA_COLUMNS`` is checked by the tests against the live
+schema.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+PERSONAL_DATA_COLUMNS = frozenset(
+    {"name", "first_name", "last_name", "owner", "owner_name", "dob", "date_of_birth",
+     "birth_date", "race", "sex", "gender", "ssn", "ethnicity"}
+)
+
+
+def utc_now() -> str:
+    """UTC timestamp as sortable ISO-8601 text, the one time format in the database."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _m0001_initial(db: sqlite_utils.Database) -> None:
+    db["reads"].create(
+        {
+            "id": str, "plate": str, "confidence": float, "char_confidences": str,
+            "ts": str, "device_id": str, "camera_id": str,
+            "box": str, "frames": int,
+            "lat": float, "lon": float, "speed_kmh": float, "heading_deg": float,
+            "gps_fix_ts": str, "gps_stale": int,
+            "crop_jpeg": bytes, "uploaded_at": str,
+        },
+        pk="id", not_null={"plate", "ts", "confidence", "camera_id"},
+    )
+    db["reads"].create_index(["ts"])
+    db["reads"].create_index(["plate"])
+    db["reads"].create_index(["uploaded_at", "ts"])
+    db["hotlist"].create(
+        {
+            "id": int, "pattern": str, "state": str, "category": str, "priority": int,
+            "source": str, "case_number": str, "entered": str, "expires": str, "note": str,
+            "officer_entered": int,
+        },
+        pk="id", not_null={"pattern", "category"},
+    )
+    db["hotlist_meta"].create(
+        {"key": str, "value": str}, pk="key",
+    )
+    db["alerts"].create(
+        {
+            "id": str, "read_id": str, "plate": str, "pattern": str, "match_kind": str,
+            "category": str, "priority": int, "case_number": str, "note": str, "ts": str,
+            "published_at": str, "disposition": str, "disposition_by": str,
+            "disposition_at": str,
+        },
+        pk="id", foreign_keys=[("read_id", "reads", "id")],
+    )
+    db["alerts"].create_index(["plate", "ts"])
+    db["users"].create(
+        {
+            "username": str, "role": str, "password_hash": str, "trained_on": str,
+            "disabled": int, "created_at": str, "failed_logins": int, "locked_until": str,
+        },
+        pk="username", not_null={"role", "password_hash"},
+    )
+    db["access_log"].create(
+        {
+            "seq": int, "ts": str, "username": str, "action": str, "query": str,
+            "case_number": str, "reason": str, "records": int, "prev_hash": str, "hash": str,
+        },
+        pk="seq", not_null={"ts", "action", "hash"},
+    )
+    db["evidence_holds"].create(
+        {
+            "id": int, "case_number": str, "reason": str, "created_by": str,
+            "created_at": str, "released_at": str,
+        },
+        pk="id", not_null={"case_number", "reason"},
+    )
+    db["hold_reads"].create(
+        {"hold_id": int, "read_id": str}, pk=("hold_id", "read_id"),
+        foreign_keys=[("hold_id", "evidence_holds", "id"), ("read_id", "reads", "id")],
+    )
+    db["hold_reads"].create_index(["read_id"])
+    db["release_requests"].create(
+        {
+            "id": int, "agency": str, "requester": str, "purpose": str, "case_number": str,
+            "status": str, "requested_by": str, "requested_at": str, "decided_by": str,
+            "decided_at": str, "decision_note": str,
+        },
+        pk="id", not_null={"agency", "requester", "purpose", "case_number", "status"},
+    )
+    db["purge_log"].create(
+        {"id": int, "ts": str, "cutoff": str, "deleted": int, "held": int, "not_uploaded": int},
+        pk="id",
+    )
+
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+# Append only. The position in this list is the schema version it brings.
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("0001_initial", _m0001_initial),
+]
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (wrong file, newer schema, disk problem)."""
+
+
+@dataclass
+class Read:
+    """One plate read: the best sighting of a plate within the re-read window."""
+
+    plate: str
+    confidence: float
+    char_confidences: tuple[float, ...]
+    camera_id: str
+    device_id: str
+    ts: str = field(default_factory=utc_now)
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    box: tuple[int, int, int, int] | None = None
+    frames: int = 1
+    lat: float | None = None
+    lon: float | None = None
+    speed_kmh: float | None = None
+    heading_deg: float | None = None
+    gps_fix_ts: str | None = None
+    gps_stale: bool = False
+    crop_jpeg: bytes | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        row = dict(self.__dict__)
+        row["char_confidences"] = json.dumps([round(c, 4) for c in self.char_confidences])
+        row["box"] = json.dumps(self.box) if self.box is not None else None
+        row["gps_stale"] = int(self.gps_stale)
+        row["uploaded_at"] = None
+        return row
+
+
+class Store:
+    """Thread-safe access to the database; one instance per process."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+            self.db = sqlite_utils.Database(conn)
+            if str(path) != ":memory:":
+                self.db.enable_wal()
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{path}: cannot open as an SQLite database ({err}); "
+                             "move the file aside and restart to create a new one") from None
+        self._lock = threading.RLock()
+        self.migrate()
+
+    # -- schema ---------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        if "schema_migrations" not in self.db.table_names():
+            return 0
+        return self.db["schema_migrations"].count
+
+    def migrate(self) -> int:
+        """Apply the migrations this database has not seen; returns the new version."""
+        with self._lock:
+            if "schema_migrations" not in self.db.table_names():
+                self.db["schema_migrations"].create({"name": str, "applied_at": str}, pk="name")
+            applied = {r["name"] for r in self.db["schema_migrations"].rows}
+            known = {name for name, _ in MIGRATIONS}
+            unknown = applied - known
+            if unknown:
+                raise StoreError(
+                    f"{self.path}: database has migrations this alprd does not know "
+                    f"({', '.join(sorted(unknown))}); it was written by a newer version: upgrade alprd"
+                )
+            for name, migration in MIGRATIONS:
+                if name in applied:
+                    continue
+                with self.db.conn:
+                    migration(self.db)
+                    self.db["schema_migrations"].insert({"name": name, "applied_at": utc_now()})
+            return self.schema_version
+
+    def columns(self) -> dict[str, list[str]]:
+        """Every table's column names (used by the no-personal-data check)."""
+        return {t.name: [c.name for c in t.columns] for t in self.db.tables}
+
+    # -- transactions ---------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """Serialise writers across threads and commit or roll back as one unit."""
+        with self._lock, self.db.conn:
+            yield self.db
+
+    def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db.query(sql, params))
+
+    # -- reads ----------------------------------------------------------------
+    def insert_read(self, read: Read) -> None:
+        """Commit one read; only after this returns may anything act on it."""
+        with self.transaction() as db:
+            db["reads"].insert(read.to_row())
+
+    def get_read(self, read_id: str) -> dict[str, Any] | None:
+        rows = self.query("select * from reads where id = ?", [read_id])
+        return rows[0] if rows else None
+
+    def count_reads(self) -> int:
+        return self.query("select count(*) as n from reads")[0]["n"]
+
+    def pending_reads(self, limit: int) -> list[dict[str, Any]]:
+        """Oldest reads not yet acknowledged by the broker."""
+        return self.query(
+            "select * from reads where uploaded_at is null order by ts limit ?", [limit]
+        )
+
+    def mark_uploaded(self, read_ids: list[str], when: str | None = None) -> None:
+        when = when or utc_now()
+        with self.transaction() as db:
+            db.conn.executemany(
+                "update reads set uploaded_at = ? where id = ?", [(when, i) for i in read_ids]
+            )
+
+    def backlog(self) -> tuple[int, str | None]:
+        """(number of reads not uploaded, timestamp of the oldest of them)."""
+        row = self.query("select count(*) as n, min(ts) as oldest from reads where uploaded_at is null")[0]
+        return row["n"], row["oldest"]
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()
