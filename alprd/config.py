@@ -70,6 +70,7 @@ class PipelineConfig(Section):
 
     frame_queue: int = Field(default=2, ge=1, le=64, description="frames waiting for inference")
     read_queue: int = Field(default=256, ge=1, le=100_000)
+    track_gap_s: float = Field(default=1.0, gt=0, le=60, description="unseen this long: the pass is over")
     reread_window_s: float = Field(default=10.0, ge=0, le=3600)
     merge_max_edits: int = Field(default=1, ge=0, le=3)
     save_crops: bool = True

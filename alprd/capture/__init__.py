@@ -1,0 +1,233 @@
+"""Frame sources behind one small protocol.
+
+A source is opened, then ``read()`` is called in a capture thread until it
+returns ``None`` (end of stream). Sources that replay files pace themselves at
+their own frame rate when ``realtime`` is set, so that a replay behaves like a
+camera (and the pipeline's drop-oldest back-pressure is exercised).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from alprd import synth
+from alprd.config import CameraConfig
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+class CaptureError(RuntimeError):
+    """The source cannot be opened or read; the message names the device and the fix."""
+
+
+@dataclass
+class Frame:
+    image: np.ndarray
+    index: int
+    t: float  # seconds on the source's own clock (file position, or monotonic for cameras)
+    wall: float = field(default_factory=time.time)  # UTC epoch when captured
+
+
+class FrameSource(Protocol):
+    fps: float
+
+    def open(self) -> None: ...
+
+    def read(self) -> Frame | None:
+        """Block until the next frame; ``None`` means the stream has ended."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _Paced:
+    """Sleeps so that frames come out no faster than ``fps`` when realtime is on."""
+
+    def __init__(self, fps: float, realtime: bool):
+        self.period = 1.0 / fps
+        self.realtime = realtime
+        self._next = 0.0
+
+    def wait(self) -> None:
+        if not self.realtime:
+            return
+        now = time.monotonic()
+        if self._next > now:
+            time.sleep(self._next - now)
+        self._next = max(now, self._next) + self.period
+
+
+class VideoFileSource:
+    """Replays a video file (anything OpenCV's FFmpeg backend reads)."""
+
+    def __init__(self, cfg: CameraConfig):
+        self.cfg = cfg
+        self.fps = cfg.fps
+        self._cap: cv2.VideoCapture | None = None
+        self._index = 0
+        self._pace = _Paced(cfg.fps, cfg.realtime)
+
+    def open(self) -> None:
+        path = Path(self.cfg.path)
+        if not path.is_file():
+            raise CaptureError(f"camera.path = {str(path)!r}: no such video file (fix camera.path)")
+        cap = cv2.VideoCapture(str(path))
+        if not cap.isOpened():
+            raise CaptureError(f"camera.path = {str(path)!r}: OpenCV cannot decode this video")
+        file_fps = cap.get(cv2.CAP_PROP_FPS)
+        if file_fps and file_fps > 0:
+            self.fps = file_fps
+            self._pace = _Paced(file_fps, self.cfg.realtime)
+        self._cap = cap
+
+    def read(self) -> Frame | None:
+        assert self._cap is not None, "open() first"
+        if self.cfg.frames and self._index >= self.cfg.frames:
+            return None
+        ok, image = self._cap.read()
+        if not ok and self.cfg.loop:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = self._cap.read()
+        if not ok:
+            return None
+        self._pace.wait()
+        frame = Frame(image, self._index, self._index / self.fps)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+
+
+class ImageFolderSource:
+    """Replays the images of a folder in name order; unreadable files are skipped."""
+
+    def __init__(self, cfg: CameraConfig, on_bad_file=None):
+        self.cfg = cfg
+        self.fps = cfg.fps
+        self._files: list[Path] = []
+        self._pos = 0
+        self._index = 0
+        self._pace = _Paced(cfg.fps, cfg.realtime)
+        self.skipped: list[Path] = []
+        self._on_bad_file = on_bad_file
+
+    def open(self) -> None:
+        folder = Path(self.cfg.path)
+        if not folder.is_dir():
+            raise CaptureError(f"camera.path = {str(folder)!r}: not a folder of images (fix camera.path)")
+        self._files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise CaptureError(f"camera.path = {str(folder)!r}: holds no .jpg/.png images")
+
+    def read(self) -> Frame | None:
+        while True:
+            if self.cfg.frames and self._index >= self.cfg.frames:
+                return None
+            if self._pos >= len(self._files):
+                if not self.cfg.loop or not self._files:
+                    return None
+                self._pos = 0
+            path = self._files[self._pos]
+            self._pos += 1
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                self.skipped.append(path)
+                if self._on_bad_file:
+                    self._on_bad_file(path)
+                continue
+            self._pace.wait()
+            frame = Frame(image, self._index, self._index / self.fps)
+            self._index += 1
+            return frame
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class _Car:
+    plate: str
+    start: int  # first frame it is visible
+    frames: int  # how many frames it stays
+    y: float  # vertical position, fraction of height
+    width_px: int  # plate width in pixels
+    direction: int  # +1 left to right, -1 right to left
+
+
+class SyntheticSource:
+    """Renders a street with cars passing, each carrying a known plate.
+
+    ``plates_shown`` is the truth, so the demo and tests can score the reads.
+    Deterministic for a given seed.
+    """
+
+    def __init__(self, cfg: CameraConfig, seed: int = 7, car_every: int = 20, car_frames: int = 14):
+        self.cfg = cfg
+        self.fps = cfg.fps
+        self._rng = np.random.default_rng(seed)
+        self._seed = seed
+        self._index = 0
+        self._pace = _Paced(cfg.fps, cfg.realtime)
+        self._car_every, self._car_frames = car_every, car_frames
+        self._cars: list[_Car] = []
+        self._plates: dict[str, np.ndarray] = {}
+        self._background: np.ndarray | None = None
+
+    @property
+    def plates_shown(self) -> list[str]:
+        return [c.plate for c in self._cars if c.start < self._index]
+
+    def open(self) -> None:
+        self._background = synth.street_scene(self.cfg.width, self.cfg.height, self._rng)
+
+    def _car_at(self, index: int) -> _Car | None:
+        k = index // self._car_every
+        while len(self._cars) <= k:
+            j = len(self._cars)
+            text = synth.random_plate_text(self._rng)
+            self._plates[text] = synth.render_plate(text, self._rng)
+            width = int(self.cfg.width * self._rng.uniform(0.06, 0.1))
+            self._cars.append(_Car(text, j * self._car_every, self._car_frames,
+                                   float(self._rng.uniform(0.55, 0.75)), width, int(self._rng.choice([-1, 1]))))
+        car = self._cars[k]
+        return car if index - car.start < car.frames else None
+
+    def read(self) -> Frame | None:
+        assert self._background is not None, "open() first"
+        if self.cfg.frames and self._index >= self.cfg.frames:
+            return None
+        image = self._background.copy()
+        car = self._car_at(self._index)
+        if car is not None:
+            progress = (self._index - car.start + 0.5) / car.frames
+            x = 0.2 + 0.6 * (progress if car.direction > 0 else 1 - progress)
+            rng = np.random.default_rng(self._seed * 100_003 + car.start)  # same car colour each frame
+            synth.paste_plate_on_car(image, self._plates[car.plate],
+                                     (int(x * self.cfg.width), int(car.y * self.cfg.height)),
+                                     car.width_px, rng)
+        self._pace.wait()
+        frame = Frame(image, self._index, self._index / self.fps)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(cfg: CameraConfig) -> FrameSource:
+    """Build the source the config names (not yet opened)."""
+    if cfg.source == "synthetic":
+        return SyntheticSource(cfg)
+    if cfg.source == "video":
+        return VideoFileSource(cfg)
+    if cfg.source == "images":
+        return ImageFolderSource(cfg)
+    raise CaptureError(f"camera.source = {cfg.source!r} is not available in this build yet")

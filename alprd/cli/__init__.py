@@ -1,0 +1,54 @@
+"""The ``alprd`` command. Each command group lives in its own module here."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from alprd import __version__
+from alprd.cli import core
+from alprd.config import Config, ConfigError, load_config
+
+# Each module has ``register(subparsers)``; its parsers set ``func(args, config) -> int``.
+COMMAND_MODULES = [core]
+
+DEFAULT_CONFIG = "/etc/alprd/alprd.toml"
+
+
+def config_path(args: argparse.Namespace) -> str | None:
+    """--config, else $ALPRD_CONFIG, else /etc/alprd/alprd.toml if present, else defaults."""
+    if args.config:
+        return args.config
+    if os.environ.get("ALPRD_CONFIG"):
+        return os.environ["ALPRD_CONFIG"]
+    return DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alprd", description="Automated licence plate reader daemon")
+    parser.add_argument("--version", action="version", version=f"alprd {__version__}")
+    parser.add_argument("-c", "--config", help=f"TOML config file (default $ALPRD_CONFIG or {DEFAULT_CONFIG})")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config: Config = load_config(config_path(args)) if getattr(args, "needs_config", True) else Config()
+        return int(args.func(args, config) or 0)
+    except ConfigError as err:
+        print(f"alprd: configuration error:\n{err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

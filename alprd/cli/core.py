@@ -1,0 +1,173 @@
+"""Core commands: run, demo, read, eval, config check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+from pathlib import Path
+
+import cv2
+
+from alprd.capture import CaptureError, SyntheticSource
+from alprd.config import Config, ConfigError, load_config
+from alprd.daemon import Daemon, build_daemon
+from alprd.log import setup_logging
+from alprd.store import Read, Store, StoreError
+from alprd.vision import load_reader
+from alprd.vision.base import ModelError
+
+FIELD_ERRORS = (ModelError, CaptureError, StoreError)
+SECRET_KEYS = {"password", "sync_key"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the daemon (capture, read, store, alert, upload)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="run the pipeline on a synthetic street, no hardware or broker needed")
+    p.add_argument("--frames", type=int, default=240, help="frames to render (default 240, 16 s at 15 fps)")
+    p.add_argument("--state-dir", default="state/demo", help="where the demo database goes")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("read", help="read the plates in still images")
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.set_defaults(func=cmd_read)
+
+    p = sub.add_parser("eval", help="score detection and reading on a labelled folder")
+    p.add_argument("dataset", type=Path, help="YOLO folder (plate-detect) or name.jpg + name.txt folder")
+    p.add_argument("--splits", default="valid,test", help="YOLO splits to use (default valid,test)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("config", help="configuration tools")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    c = csub.add_parser("check", help="validate a config file and print the effective settings")
+    c.add_argument("file", type=Path)
+    c.set_defaults(func=cmd_config_check, needs_config=False)
+
+
+def _fail(err: Exception) -> int:
+    print(f"alprd: {err}", file=sys.stderr)
+    return 1
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    setup_logging(config.logging)
+    try:
+        daemon = build_daemon(config)
+        asyncio.run(daemon.run())
+    except FIELD_ERRORS as err:
+        return _fail(err)
+    return 0
+
+
+def format_read(read: Read) -> str:
+    where = f"{read.lat:.5f},{read.lon:.5f}" if read.lat is not None else "no GPS"
+    return (f"{read.ts[11:19]}Z  {read.plate:<9} conf {read.confidence:.2f}  "
+            f"frames {read.frames:>2}  {read.camera_id}  {where}")
+
+
+def cmd_demo(args: argparse.Namespace, config: Config) -> int:
+    """The daemon's main job on a synthetic camera: real models, real SQLite, no broker."""
+    cfg = config.model_copy(update={
+        "camera": config.camera.model_copy(update={"source": "synthetic", "frames": args.frames}),
+        "store": config.store.model_copy(update={"state_dir": Path(args.state_dir)}),
+    })
+    setup_logging(cfg.logging.model_copy(update={"level": "warning"}))
+    try:
+        source = SyntheticSource(cfg.camera)
+        daemon: Daemon = build_daemon(cfg, source=source)
+    except FIELD_ERRORS as err:
+        return _fail(err)
+    read_plates: list[str] = []
+
+    def show(read: Read) -> None:
+        read_plates.append(read.plate)
+        print(format_read(read), flush=True)
+
+    daemon.read_listeners.append(show)
+    print(f"alprd demo: {args.frames} synthetic 1920x1080 frames at {cfg.camera.fps:g} fps -> {cfg.store.path}")
+    stats = asyncio.run(daemon.run())
+    shown = source.plates_shown
+    correct = len(set(shown) & set(read_plates))
+    backlog, oldest = daemon.store.backlog()
+    print("\nsummary")
+    print(f"  frames: {stats.frames_captured} captured, {stats.frames_processed} processed, "
+          f"{stats.frames_dropped} dropped; {stats.fps:.1f} fps; inference {stats.inference_ms_avg:.1f} ms/frame")
+    print(f"  reads: {stats.reads} ({stats.rereads} re-reads merged); plates shown {len(shown)}, "
+          f"read exactly {correct}")
+    print(f"  stored: {daemon.store.count_reads()} reads in {cfg.store.path}; "
+          f"{backlog} waiting for upload (no broker configured)")
+    print(f"  peak memory: {peak_rss_mb():.0f} MB")
+    return 0
+
+
+def cmd_read(args: argparse.Namespace, config: Config) -> int:
+    try:
+        reader = load_reader(config.vision)
+    except ModelError as err:
+        return _fail(err)
+    status = 0
+    for path in args.images:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            print(f"alprd: {path}: not a readable image (jpg/png expected); skipped", file=sys.stderr)
+            status = 1
+            continue
+        sightings = reader.read(image)
+        if args.json:
+            print(json.dumps({"image": str(path), "plates": [
+                {"plate": s.text, "confidence": round(s.confidence, 4),
+                 "char_confidences": [round(c, 4) for c in s.char_confidences],
+                 "box": [round(v, 1) for v in (s.detection.x1, s.detection.y1, s.detection.x2, s.detection.y2)],
+                 "detector_score": round(s.detection.score, 4)} for s in sightings]}))
+            continue
+        print(f"{path}: {len(sightings)} plate(s)")
+        for s in sightings:
+            d = s.detection
+            print(f"  {s.text:<9} conf {s.confidence:.2f}  box {d.x1:.0f},{d.y1:.0f},{d.x2:.0f},{d.y2:.0f}"
+                  f"  det {d.score:.2f}")
+    return status
+
+
+def cmd_eval(args: argparse.Namespace, config: Config) -> int:
+    from alprd.vision.evaluate import evaluate, load_dataset
+
+    try:
+        reader = load_reader(config.vision)
+        samples = load_dataset(args.dataset, tuple(args.splits.split(",")))
+    except (ModelError, FileNotFoundError) as err:
+        return _fail(err)
+    summary = evaluate(reader, samples).summary()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for key, value in summary.items():
+            print(f"{key:>22}: {'n/a' if value is None else value}")
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace, config: Config) -> int:
+    try:
+        checked = load_config(args.file)
+    except ConfigError as err:
+        print(f"{err}", file=sys.stderr)
+        return 2
+    print(f"{args.file}: OK")
+    print(json.dumps(_mask_secrets(checked.model_dump(mode="json")), indent=2))
+    return 0
+
+
+def _mask_secrets(value):
+    """Never echo passwords or keys to a terminal (or a technician's screenshot)."""
+    if isinstance(value, dict):
+        return {k: "***" if k in SECRET_KEYS and value[k] else _mask_secrets(value[k]) for k in value}
+    return value

@@ -1,0 +1,37 @@
+"""Position for each read: a GPS fix from an NMEA receiver, or a pole site's fixed position."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from alprd.config import GpsConfig
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A position and when it was measured (``time.monotonic()`` seconds)."""
+
+    lat: float
+    lon: float
+    measured_at: float
+    utc: str | None = None
+    speed_kmh: float | None = None
+    heading_deg: float | None = None
+    quality: int | None = None
+    satellites: int | None = None
+    hdop: float | None = None
+
+    def is_stale(self, max_age_s: float, now: float | None = None) -> bool:
+        return ((time.monotonic() if now is None else now) - self.measured_at) > max_age_s
+
+
+class FixedPosition:
+    """A pole-mounted site: its surveyed position never goes stale."""
+
+    def __init__(self, cfg: GpsConfig):
+        assert cfg.latitude is not None and cfg.longitude is not None
+        self._lat, self._lon = cfg.latitude, cfg.longitude
+
+    def current(self) -> Fix:
+        return Fix(self._lat, self._lon, measured_at=time.monotonic(), quality=None)

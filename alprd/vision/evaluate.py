@@ -1,0 +1,164 @@
+"""Score detection and reading on a folder of images with ground truth.
+
+Two layouts are understood:
+- YOLO (``../shared/datasets/plate-detect``): ``images/*.jpg`` beside ``labels/*.txt``
+  with ``class cx cy w h`` normalised lines (class 0 = plate), possibly in
+  ``train/ valid/ test/`` split folders. Boxes only, so reading is not scored.
+- Flat: ``name.jpg`` beside ``name.txt`` whose lines are ``name x y w h PLATE``
+  in pixels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from alprd.plates import edit_distance
+from alprd.vision.reader import PlateReader, crop_plate
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@dataclass(frozen=True)
+class TruthBox:
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 pixels
+    plate: str | None
+
+
+@dataclass
+class Sample:
+    image: Path
+    truth: list[TruthBox]
+
+
+@dataclass
+class EvalResult:
+    images: int = 0
+    plates: int = 0
+    plates_with_text: int = 0
+    detected: int = 0
+    predictions: int = 0
+    true_positives: int = 0
+    exact: int = 0
+    one_edit: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float | int | None]:
+        def ratio(a: int, b: int) -> float | None:
+            return round(a / b, 4) if b else None
+
+        lat = np.array(self.latencies_ms or [0.0])
+        return {
+            "images": self.images,
+            "plates": self.plates,
+            "recall": ratio(self.detected, self.plates),
+            "precision": ratio(self.true_positives, self.predictions),
+            "exact_read_accuracy": ratio(self.exact, self.plates_with_text),
+            "one_edit_accuracy": ratio(self.one_edit, self.plates_with_text),
+            "latency_ms_median": round(float(np.median(lat)), 2),
+            "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
+            "skipped_files": len(self.skipped),
+        }
+
+
+def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _yolo_samples(images_dir: Path) -> list[Sample]:
+    labels_dir = images_dir.parent / "labels"
+    samples = []
+    for img in sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        h, w = _image_size(img)
+        truth = []
+        label = labels_dir / (img.stem + ".txt")
+        for line in label.read_text().splitlines() if label.exists() else []:
+            parts = line.split()
+            if len(parts) == 5 and parts[0] == "0":
+                cx, cy, bw, bh = (float(v) for v in parts[1:])
+                truth.append(TruthBox(((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h), None))
+        samples.append(Sample(img, truth))
+    return samples
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    img = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_2)
+    if img is None:
+        return 0, 0
+    return img.shape[0] * 2, img.shape[1] * 2
+
+
+def _flat_samples(folder: Path) -> list[Sample]:
+    samples = []
+    for img in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        truth = []
+        label = img.with_suffix(".txt")
+        for line in label.read_text().splitlines() if label.exists() else []:
+            parts = line.split()
+            if len(parts) >= 6:
+                x, y, w, h = (float(v) for v in parts[1:5])
+                truth.append(TruthBox((x, y, x + w, y + h), parts[5].upper()))
+        samples.append(Sample(img, truth))
+    return samples
+
+
+def load_dataset(path: str | Path, splits: tuple[str, ...] = ("valid", "test")) -> list[Sample]:
+    """Find the samples under ``path`` in either layout (see module docstring)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such dataset folder")
+    if (root / "images").is_dir():
+        return _yolo_samples(root / "images")
+    split_dirs = [root / s / "images" for s in splits if (root / s / "images").is_dir()]
+    if split_dirs:
+        return [s for d in split_dirs for s in _yolo_samples(d)]
+    samples = _flat_samples(root)
+    if not samples:
+        raise FileNotFoundError(f"{root}: no images with YOLO labels or name.txt truth found")
+    return samples
+
+
+def evaluate(reader: PlateReader, samples: list[Sample], iou_min: float = 0.5) -> EvalResult:
+    """Greedy one-to-one matching of predictions to truth boxes by IoU."""
+    res = EvalResult()
+    for sample in samples:
+        image = cv2.imread(str(sample.image), cv2.IMREAD_COLOR)
+        if image is None:
+            res.skipped.append(str(sample.image))
+            continue
+        t0 = time.perf_counter()
+        dets = reader.detector.detect(image)
+        texts = reader.recognizer.read([crop_plate(image, d) for d in dets]) if dets else []
+        res.latencies_ms.append((time.perf_counter() - t0) * 1000)
+        res.images += 1
+        res.predictions += len(dets)
+        res.plates += len(sample.truth)
+        used: set[int] = set()
+        for truth in sample.truth:
+            if truth.plate:
+                res.plates_with_text += 1
+            best, best_iou = -1, iou_min
+            for i, d in enumerate(dets):
+                v = iou(truth.box, (d.x1, d.y1, d.x2, d.y2))
+                if i not in used and v >= best_iou:
+                    best, best_iou = i, v
+            if best < 0:
+                continue
+            used.add(best)
+            res.detected += 1
+            res.true_positives += 1
+            if truth.plate:
+                got = texts[best].text
+                res.exact += got == truth.plate
+                res.one_edit += edit_distance(got, truth.plate, 1) <= 1
+    return res
+
