@@ -73,7 +73,7 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
         {
             "id": str, "read_id": str, "plate": str, "pattern": str, "match_kind": str,
             "category": str, "priority": int, "case_number": str, "note": str, "ts": str,
-            "published_at": str, "disposition": str, "disposition_by": str,
+            "payload": str, "published_at": str, "disposition": str, "disposition_by": str,
             "disposition_at": str,
         },
         pk="id", foreign_keys=[("read_id", "reads", "id")],

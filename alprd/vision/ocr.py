@@ -1,0 +1,148 @@
+"""Plate OCR with our own ONNX recogniser (``models/plate_ocr.onnx``).
+
+The model is a small CNN with a *fixed-slot* head, as fast-plate-ocr does: it
+looks at the whole crop (resized to 64x128, BGR, 0..1) and, for each of
+``slots`` character positions, gives a probability for every symbol of the
+alphabet plus a padding symbol ``_``. The text is the non-pad symbols in slot
+order, so two-line plates simply come out top line first, then bottom line.
+
+Only numpy, OpenCV and onnxruntime are needed at run time; ``scripts/train_ocr.py``
+imports :func:`preprocess` from here so that training and inference see the same
+pixels. Model card: ``models/plate_ocr.md``.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from alprd.vision.base import ModelError, PlateText
+
+ALPHABET = string.ascii_uppercase + string.digits
+PAD = "_"
+IMG_H, IMG_W = 64, 128
+MAX_SLOTS = 10
+
+_FIX = ("restore it with `git checkout -- models/plate_ocr.onnx`, or retrain it with "
+        "`python scripts/train_ocr.py` (see models/plate_ocr.md), or point vision.ocr_model "
+        "in the config at a valid file")
+
+
+def preprocess(crop: np.ndarray, height: int = IMG_H, width: int = IMG_W) -> np.ndarray:
+    """One BGR (or gray) uint8 crop -> float32 array (3, height, width) in 0..1.
+
+    The crop is stretched to the model's size (plates and the crops our detector
+    gives are roughly 2:1, like the input). Raises ValueError for what is not an image.
+    """
+    if not isinstance(crop, np.ndarray) or crop.dtype != np.uint8 or crop.size == 0:
+        raise ValueError("not a uint8 image")
+    if crop.ndim == 3 and crop.shape[2] == 1:
+        crop = crop[:, :, 0]
+    if crop.ndim == 2:
+        crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR)
+    elif crop.ndim == 3 and crop.shape[2] == 4:
+        crop = cv2.cvtColor(crop, cv2.COLOR_BGRA2BGR)
+    elif crop.ndim != 3 or crop.shape[2] != 3:
+        raise ValueError(f"unexpected image shape {crop.shape}")
+    h, w = crop.shape[:2]
+    if h < 4 or w < 4:
+        raise ValueError(f"image too small ({w}x{h})")
+    interp = cv2.INTER_AREA if (h > height and w > width) else cv2.INTER_LINEAR
+    img = cv2.resize(crop, (width, height), interpolation=interp)
+    return np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32) * np.float32(1 / 255)
+
+
+def decode_slots(probs: np.ndarray, alphabet: str = ALPHABET, pad: str = PAD,
+                 ) -> list[tuple[str, float, tuple[float, ...]]]:
+    """Decode slot probabilities (batch, slots, len(alphabet)+1) -> (text, confidence, per-char).
+
+    The last class is the pad symbol. Pads are dropped wherever they are; the plate's
+    confidence is the lowest winning probability over *all* slots (pads included, since
+    they decide the length); per-char confidences are those of the kept slots.
+    """
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.ndim != 3 or probs.shape[2] != len(alphabet) + 1:
+        raise ValueError(f"expected (batch, slots, {len(alphabet) + 1}) probabilities, got {probs.shape}")
+    idx = probs.argmax(axis=2)
+    best = np.take_along_axis(probs, idx[..., None], axis=2)[..., 0]
+    conf = best.min(axis=1) if probs.shape[1] else np.zeros(len(probs), np.float32)
+    symbols = np.array(list(alphabet + pad))
+    chars = symbols[idx]
+    keep = idx != len(alphabet)
+    out = []
+    for i in range(len(probs)):
+        k = keep[i]
+        out.append(("".join(chars[i][k]), float(conf[i]), tuple(float(c) for c in best[i][k])))
+    return out
+
+
+def normalise_plate(text: str) -> str:
+    """Upper-case and keep only A-Z0-9 (how plates are compared and stored)."""
+    return "".join(c for c in text.upper() if c in ALPHABET)
+
+
+class OnnxRecognizer:
+    """:class:`alprd.vision.base.PlateRecognizer` backed by ``plate_ocr.onnx`` and onnxruntime.
+
+    ``read`` takes BGR uint8 crops of any size and returns one :class:`PlateText` per
+    crop. A crop whose confidence is below ``min_confidence`` (not a plate, unreadable)
+    or that is not a usable image comes back as ``PlateText("", confidence, ())``.
+    """
+
+    def __init__(self, model_path: str | Path, threads: int = 1, min_confidence: float = 0.5):
+        self.model_path = Path(model_path)
+        self.min_confidence = float(min_confidence)
+        if not self.model_path.is_file():
+            raise ModelError(f"OCR model {self.model_path} not found: {_FIX}")
+        try:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = max(1, int(threads))
+            opts.inter_op_num_threads = 1
+            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            opts.log_severity_level = 3
+            self._session = ort.InferenceSession(str(self.model_path), opts,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises several types for a bad file
+            raise ModelError(f"OCR model {self.model_path} could not be loaded "
+                             f"({type(exc).__name__}: {exc}); it is corrupt or not an ONNX model: "
+                             f"{_FIX}") from exc
+        meta = self._session.get_modelmeta().custom_metadata_map
+        self.alphabet = meta.get("alphabet", ALPHABET)
+        self.pad = meta.get("pad", PAD)
+        inp = self._session.get_inputs()[0]
+        out = self._session.get_outputs()[0]
+        shape = inp.shape
+        if len(shape) != 4 or shape[1] != 3 or not isinstance(shape[2], int) \
+                or not isinstance(shape[3], int) or len(out.shape) != 3 \
+                or out.shape[2] != len(self.alphabet) + 1:
+            raise ModelError(f"OCR model {self.model_path} has input {shape} and output {out.shape}; "
+                             f"expected (N, 3, H, W) -> (N, slots, {len(self.alphabet) + 1}): {_FIX}")
+        self.height, self.width = int(shape[2]), int(shape[3])
+        self._input = inp.name
+        self._output = out.name
+
+    def read(self, crops: Sequence[np.ndarray]) -> list[PlateText]:
+        results: list[PlateText] = [PlateText("", 0.0, ())] * len(crops)
+        batch, where = [], []
+        for i, crop in enumerate(crops):
+            try:
+                batch.append(preprocess(crop, self.height, self.width))
+                where.append(i)
+            except (ValueError, cv2.error):
+                continue
+        if not batch:
+            return results
+        probs = self._session.run([self._output], {self._input: np.stack(batch)})[0]
+        for i, (text, conf, chars) in zip(where, decode_slots(probs, self.alphabet, self.pad),
+                                          strict=True):
+            if conf < self.min_confidence or not text:
+                results[i] = PlateText("", conf, ())
+            else:
+                results[i] = PlateText(text, conf, chars)
+        return results
