@@ -134,6 +134,9 @@ class PolicyConfig(Section):
     purge_interval_h: float = Field(default=24.0, gt=0)
     session_minutes: int = Field(default=30, ge=1, le=24 * 60)
     max_failed_logins: int = Field(default=5, ge=1, le=100)
+    lockout_minutes: int = Field(default=15, ge=1, le=24 * 60, description="locked this long after too many failures")
+    min_password_chars: int = Field(default=10, ge=8, le=128)
+    min_reason_chars: int = Field(default=15, ge=5, le=500, description="a written reason shorter than this is refused")
 
 
 class LoggingConfig(Section):

@@ -36,6 +36,7 @@ class Frame:
 
 class FrameSource(Protocol):
     fps: float
+    live: bool  # frames come at their own pace (camera, realtime replay): drop, don't wait
 
     def open(self) -> None: ...
 
@@ -69,6 +70,7 @@ class VideoFileSource:
     def __init__(self, cfg: CameraConfig):
         self.cfg = cfg
         self.fps = cfg.fps
+        self.live = cfg.realtime
         self._cap: cv2.VideoCapture | None = None
         self._index = 0
         self._pace = _Paced(cfg.fps, cfg.realtime)
@@ -112,6 +114,7 @@ class ImageFolderSource:
     def __init__(self, cfg: CameraConfig, on_bad_file=None):
         self.cfg = cfg
         self.fps = cfg.fps
+        self.live = cfg.realtime
         self._files: list[Path] = []
         self._pos = 0
         self._index = 0
@@ -172,6 +175,7 @@ class SyntheticSource:
     def __init__(self, cfg: CameraConfig, seed: int = 7, car_every: int = 20, car_frames: int = 14):
         self.cfg = cfg
         self.fps = cfg.fps
+        self.live = cfg.realtime
         self._rng = np.random.default_rng(seed)
         self._seed = seed
         self._index = 0

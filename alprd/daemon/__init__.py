@@ -1,8 +1,9 @@
 """The long-running daemon: capture -> detect/OCR -> dedupe -> store -> listeners.
 
 Back-pressure: the capture thread offers frames to a small bounded queue; when
-inference is slower than the camera the oldest waiting frame is dropped (and
-counted), so the newest frame wins and memory never piles up. Inference runs in
+inference is slower than a live camera the oldest waiting frame is dropped (and
+counted), so the newest frame wins and memory never piles up. A file replayed
+as fast as possible (not live) waits for room instead, so no frame is skipped. Inference runs in
 a worker thread, off the event loop. A read is committed to SQLite before any
 listener (hotlist matcher, printer, uplink) sees it.
 
@@ -126,17 +127,25 @@ class Daemon:
         queue.put_nowait(item)
 
     def _capture(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
+        live = getattr(self.source, "live", True)
+
+        def push(item: object) -> None:
+            if live:
+                loop.call_soon_threadsafe(self._offer, queue, item)
+            else:  # a file replayed as fast as inference goes: wait for room, drop nothing
+                asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+
         try:
             while not self._capture_stop.is_set():
                 frame = self.source.read()
                 if frame is None:
                     break
                 self.stats.frames_captured += 1
-                loop.call_soon_threadsafe(self._offer, queue, frame)
+                push(frame)
         except Exception as err:
             self.log.error("capture_failed", error=str(err))
         finally:
-            loop.call_soon_threadsafe(self._offer, queue, _END)
+            push(_END)
 
     def _infer(self, frame: Frame) -> tuple[list[Sighting], float]:
         t0 = time.perf_counter()

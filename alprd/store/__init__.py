@@ -192,8 +192,8 @@ class Store:
         """Apply the migrations this database has not seen; returns the new version."""
         with self._lock:
             if "schema_migrations" not in self.db.table_names():
-                self.db["schema_migrations"].create({"name": str, "applied_at": str}, pk="name")
-            applied = {r["name"] for r in self.db["schema_migrations"].rows}
+                self.db["schema_migrations"].create({"migration": str, "applied_at": str}, pk="migration")
+            applied = {r["migration"] for r in self.db["schema_migrations"].rows}
             known = {name for name, _ in MIGRATIONS}
             unknown = applied - known
             if unknown:
@@ -206,7 +206,7 @@ class Store:
                     continue
                 with self.db.conn:
                     migration(self.db)
-                    self.db["schema_migrations"].insert({"name": name, "applied_at": utc_now()})
+                    self.db["schema_migrations"].insert({"migration": name, "applied_at": utc_now()})
             return self.schema_version
 
     def columns(self) -> dict[str, list[str]]:

@@ -38,6 +38,12 @@ def preprocess(crop: np.ndarray, height: int = IMG_H, width: int = IMG_W) -> np.
     The crop is stretched to the model's size (plates and the crops our detector
     gives are roughly 2:1, like the input). Raises ValueError for what is not an image.
     """
+    img = resize_crop(crop, height, width)
+    return np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32) * np.float32(1 / 255)
+
+
+def resize_crop(crop: np.ndarray, height: int = IMG_H, width: int = IMG_W) -> np.ndarray:
+    """The uint8 half of :func:`preprocess`: any BGR/gray/BGRA uint8 crop -> (height, width, 3) BGR."""
     if not isinstance(crop, np.ndarray) or crop.dtype != np.uint8 or crop.size == 0:
         raise ValueError("not a uint8 image")
     if crop.ndim == 3 and crop.shape[2] == 1:
@@ -52,8 +58,7 @@ def preprocess(crop: np.ndarray, height: int = IMG_H, width: int = IMG_W) -> np.
     if h < 4 or w < 4:
         raise ValueError(f"image too small ({w}x{h})")
     interp = cv2.INTER_AREA if (h > height and w > width) else cv2.INTER_LINEAR
-    img = cv2.resize(crop, (width, height), interpolation=interp)
-    return np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32) * np.float32(1 / 255)
+    return cv2.resize(crop, (width, height), interpolation=interp)
 
 
 def decode_slots(probs: np.ndarray, alphabet: str = ALPHABET, pad: str = PAD,
