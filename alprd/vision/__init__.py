@@ -1,9 +1,18 @@
-"""Plate detection and recognition. Knows no database and no network."""
+"""Plate detection and recognition. Knows no database and no network.
+
+Only numpy, OpenCV and onnxruntime are needed here, so that training and
+evaluation scripts can use this package on machines without the daemon's
+other dependencies.
+"""
 
 from __future__ import annotations
 
-from alprd.config import VisionConfig
+from typing import TYPE_CHECKING
+
 from alprd.vision.reader import PlateReader
+
+if TYPE_CHECKING:
+    from alprd.config import VisionConfig
 
 
 def load_reader(cfg: VisionConfig) -> PlateReader:
