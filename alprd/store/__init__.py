@@ -119,11 +119,64 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+def _audit_0001_sessions(db: sqlite_utils.Database) -> None:
+    """Login sessions (only a hash of each token is kept), the access log's head
+    anchor (so deleting its last records shows), and triggers that make the
+    access log append-only for anything short of dropping them."""
+    db["sessions"].create(
+        {"token_hash": str, "username": str, "created_at": str, "expires_at": str},
+        pk="token_hash", not_null={"username", "expires_at"},
+        foreign_keys=[("username", "users", "username")],
+    )
+    db["audit_head"].create({"id": int, "seq": int, "hash": str}, pk="id")
+    for event in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER access_log_no_{event.lower()} BEFORE {event} ON access_log "
+            "BEGIN SELECT RAISE(ABORT, 'access_log is append-only'); END"
+        )
+
+
+def _policy_0001_search(db: sqlite_utils.Database) -> None:
+    """Fast plate search and counts that outlive the purge.
+
+    ``reads.seq`` is a stable integer key (rowids of a table with a text primary
+    key may change on VACUUM) that links each read to a trigram FTS5 index of
+    its plate, kept current by triggers, so ``*BC1*`` finds reads without a scan.
+    ``usage_archive`` keeps per-month counts of purged reads and alerts for the
+    annual report."""
+    db.execute("ALTER TABLE reads ADD COLUMN seq INTEGER")
+    db.execute("UPDATE reads SET seq = rowid")
+    db.execute("CREATE UNIQUE INDEX idx_reads_seq ON reads(seq)")
+    db.execute("CREATE INDEX idx_reads_camera_ts ON reads(camera_id, ts)")
+    db.execute("CREATE INDEX idx_reads_lat_lon ON reads(lat, lon)")
+    db.execute("CREATE VIRTUAL TABLE reads_plate_fts USING fts5(plate, tokenize = 'trigram', detail = 'none')")
+    db.execute("INSERT INTO reads_plate_fts(rowid, plate) SELECT seq, plate FROM reads")
+    db.execute(
+        "CREATE TRIGGER reads_seq_fts_insert AFTER INSERT ON reads BEGIN "
+        "UPDATE reads SET seq = (SELECT coalesce(max(seq), 0) + 1 FROM reads) "
+        "WHERE rowid = new.rowid AND new.seq IS NULL; "
+        "INSERT INTO reads_plate_fts(rowid, plate) SELECT seq, plate FROM reads WHERE rowid = new.rowid; END"
+    )
+    db.execute(
+        "CREATE TRIGGER reads_fts_delete AFTER DELETE ON reads BEGIN "
+        "DELETE FROM reads_plate_fts WHERE rowid = old.seq; END"
+    )
+    db.execute(
+        "CREATE TRIGGER reads_fts_update AFTER UPDATE OF plate ON reads BEGIN "
+        "UPDATE reads_plate_fts SET plate = new.plate WHERE rowid = new.seq; END"
+    )
+    db.execute("CREATE INDEX idx_evidence_holds_case ON evidence_holds(case_number)")
+    db.execute("CREATE INDEX idx_access_log_user_ts ON access_log(username, ts)")
+    db["usage_archive"].create({"month": str, "metric": str, "n": int}, pk=("month", "metric"))
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 # Append only. The position in this list is the schema version it brings.
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _m0001_initial),
+    ("audit_0001_sessions", _audit_0001_sessions),
+    ("policy_0001_search", _policy_0001_search),
 ]
 
 
