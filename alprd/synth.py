@@ -47,12 +47,13 @@ def render_plate(text: str, rng: np.random.Generator, height: int = PLATE_H) -> 
     thickness = int(rng.integers(4, 8))
     scale = 1.0
     (tw, th), _ = cv2.getTextSize(text, font, scale, thickness)
-    scale = min(270 / tw, 75 / th) * rng.uniform(0.85, 1.0)
-    thickness = max(2, int(thickness * scale / 1.6))
-    (tw, th), _ = cv2.getTextSize(text, font, scale, thickness)
-    x = (PLATE_W - tw) // 2 + int(rng.integers(-6, 7))
-    y = 30 + (100 + th) // 2 + int(rng.integers(-4, 5))
-    cv2.putText(plate, text, (x, y), font, scale, tuple(int(c) for c in ink), thickness, cv2.LINE_AA)
+    if tw > 0 and th > 0:  # an empty text gives a blank plate (a negative for OCR training)
+        scale = min(270 / tw, 75 / th) * rng.uniform(0.85, 1.0)
+        thickness = max(2, int(thickness * scale / 1.6))
+        (tw, th), _ = cv2.getTextSize(text, font, scale, thickness)
+        x = (PLATE_W - tw) // 2 + int(rng.integers(-6, 7))
+        y = 30 + (100 + th) // 2 + int(rng.integers(-4, 5))
+        cv2.putText(plate, text, (x, y), font, scale, tuple(int(c) for c in ink), thickness, cv2.LINE_AA)
 
     band_ink = tuple(int(c) for c in (ink if rng.random() < 0.5 else rng.integers(0, 256, 3)))
     state = _STATES[int(rng.integers(len(_STATES)))]

@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""Train the plate OCR (models/plate_ocr.onnx): a small CNN with a fixed-slot head.
+
+Data, generated on the fly in DataLoader workers:
+* real US crops (DATA/us-plate-crops, training split only), heavily augmented into
+  detector-like crops (padding, shift, rotation, perspective, blur, noise, JPEG...);
+* real Brazilian crops (DATA/br-plate-crops, training split only), same augmentation;
+* synthetic plates from TrueType fonts (scripts/synth_plates.py, --fonts DIR);
+* synthetic plates from alprd.synth.render_plate (Hershey fonts, the demo camera);
+* non-plates (label: empty) so that the model says "nothing" with confidence.
+
+Fixed split (never trained on): a US crop is validation when
+sha1(file name) % 5 == 0; a Brazilian crop when sha1(plate text) % 5 == 0.
+
+Training stops when --time-budget seconds (counted from the start of the script)
+are nearly used, then the script evaluates on the validation split, exports ONNX
+(opset 17, dynamic batch, softmax inside), checks it with onnxruntime through
+alprd.vision.ocr.OnnxRecognizer and writes OUT/plate_ocr.onnx, OUT/plate_ocr.pt,
+OUT/metrics.json and OUT/train.log.
+
+Example:  python scripts/train_ocr.py --device cuda --time-budget 380 --out runs/ocr
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+from synth_plates import FontPlateRenderer, degrade_crop, hershey_plate, negative_crop
+
+from alprd.vision.ocr import ALPHABET, IMG_H, IMG_W, MAX_SLOTS, PAD, decode_slots, resize_crop
+
+NCLS = len(ALPHABET) + 1
+PAD_IDX = len(ALPHABET)
+WIDTHS = (16, 32, 64, 64, 128, 128, 128)
+T0 = time.time()
+_LOG = None
+
+
+def log(*a) -> None:
+    msg = f"[{time.time() - T0:7.1f}s] " + " ".join(str(x) for x in a)
+    print(msg, flush=True)
+    if _LOG is not None:
+        _LOG.write(msg + "\n")
+        _LOG.flush()
+
+
+# ---------------------------------------------------------------- data
+def is_val(key: str) -> bool:
+    """The fixed validation rule: sha1(key) % 5 == 0 (about 20%)."""
+    return int(hashlib.sha1(key.encode()).hexdigest(), 16) % 5 == 0
+
+
+def norm_text(t: str) -> str:
+    return "".join(c for c in t.upper() if c in ALPHABET)
+
+
+def load_us(data: Path) -> tuple[list, list]:
+    """(train, val) lists of (file, image, text) from us-plate-crops."""
+    root = data / "us-plate-crops"
+    train, val = [], []
+    with open(root / "groundtruth.csv", newline="") as f:
+        for row in csv.reader(f):
+            if len(row) < 3:
+                continue
+            name, text = row[0].strip(), norm_text(row[2])
+            img = cv2.imread(str(root / "images" / name), cv2.IMREAD_COLOR)
+            if img is None or not text:
+                continue
+            (val if is_val(name) else train).append((name, img, text[:MAX_SLOTS]))
+    return train, val
+
+
+def load_br(data: Path) -> tuple[list, list]:
+    root = data / "br-plate-crops"
+    train, val = [], []
+    if not (root / "groundtruth.csv").is_file():
+        return train, val
+    with open(root / "groundtruth.csv", newline="") as f:
+        for row in csv.reader(f):
+            if len(row) < 2:
+                continue
+            name, text = row[0].strip(), norm_text(row[1])
+            img = cv2.imread(str(root / "images" / name), cv2.IMREAD_COLOR)
+            if img is None or not text:
+                continue
+            (val if is_val(text) else train).append((name, img, text[:MAX_SLOTS]))
+    return train, val
+
+
+def encode(text: str) -> np.ndarray:
+    y = np.full(MAX_SLOTS, PAD_IDX, np.int64)
+    for i, c in enumerate(text[:MAX_SLOTS]):
+        y[i] = ALPHABET.index(c)
+    return y
+
+
+class PlateStream(torch.utils.data.IterableDataset):
+    """Endless batches (uint8 N,H,W,3 and int64 N,slots), mixed from all sources."""
+
+    def __init__(self, us, br, font_dir, batch, seed, mix):
+        self.us, self.br, self.font_dir, self.batch, self.seed = us, br, font_dir, batch, seed
+        names = ["us", "br", "font", "hershey", "neg"]
+        p = np.array([mix[n] if (n != "us" or us) and (n != "br" or br) else 0.0 for n in names], float)
+        self.names, self.p = names, p / p.sum()
+
+    def sample(self, rng, fonts):
+        kind = self.names[int(rng.choice(len(self.names), p=self.p))]
+        if kind == "us" or kind == "br":
+            src = self.us if kind == "us" else self.br
+            _, img, text = src[int(rng.integers(len(src)))]
+            r = rng.random()
+            if r < 0.12:  # as is, like the validation crops
+                crop = img
+            else:
+                crop = degrade_crop(img, rng, strength=0.8 if r < 0.6 else 1.0)
+        elif kind == "font":
+            plate, text = fonts.render(rng)
+            crop = degrade_crop(plate, rng)
+        elif kind == "hershey":
+            plate, text = hershey_plate(rng)
+            crop = degrade_crop(plate, rng, strength=0.8)
+        else:
+            crop, text = negative_crop(rng), ""
+        return resize_crop(crop, IMG_H, IMG_W), encode(text)
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid = info.id if info is not None else 0
+        cv2.setNumThreads(1)
+        rng = np.random.default_rng([self.seed, wid])
+        fonts = FontPlateRenderer(self.font_dir)
+        while True:
+            xs = np.empty((self.batch, IMG_H, IMG_W, 3), np.uint8)
+            ys = np.empty((self.batch, MAX_SLOTS), np.int64)
+            for i in range(self.batch):
+                for _ in range(5):
+                    try:
+                        xs[i], ys[i] = self.sample(rng, fonts)
+                        break
+                    except Exception:  # noqa: BLE001, S112 - a rare bad draw must not kill the run
+                        continue
+                else:
+                    xs[i], ys[i] = 0, encode("")
+            yield torch.from_numpy(xs), torch.from_numpy(ys)
+
+
+def _worker_init(_):
+    torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------- model
+def cbr(i, o, s=1):
+    return [nn.Conv2d(i, o, 3, s, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
+
+
+class PlateOCR(nn.Module):
+    """(N,3,64,128) in 0..1 -> logits (N, slots, classes). About 2M parameters, ~45M MACs."""
+
+    def __init__(self, widths=WIDTHS, slots=MAX_SLOTS, ncls=NCLS, dropout=0.3):
+        super().__init__()
+        c = widths
+        self.slots, self.ncls = slots, ncls
+        self.features = nn.Sequential(
+            *cbr(3, c[0], 2), *cbr(c[0], c[1]), nn.MaxPool2d(2),                   # 32x64 -> 16x32
+            *cbr(c[1], c[2]), *cbr(c[2], c[3]), nn.MaxPool2d(2),                   # 8x16
+            *cbr(c[3], c[4]), *cbr(c[4], c[5]), nn.MaxPool2d(2),                   # 4x8
+            *cbr(c[5], c[6]))
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(c[6] * (IMG_H // 16) * (IMG_W // 16), slots * ncls)
+
+    def forward(self, x):
+        f = self.features(x).flatten(1)
+        return self.head(self.drop(f)).view(-1, self.slots, self.ncls)
+
+
+class Ema:
+    """Exponential moving average of the weights (BN statistics included)."""
+
+    def __init__(self, model, decay):
+        import copy
+
+        self.module = copy.deepcopy(model).eval()
+        self.decay, self.n = decay, 0
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update_parameters(self, model):
+        self.n += 1
+        d = min(self.decay, (1 + self.n) / (10 + self.n))
+        src = model.state_dict()
+        for k, v in self.module.state_dict().items():
+            if v.dtype.is_floating_point:
+                v.lerp_(src[k].detach(), 1 - d)
+            else:
+                v.copy_(src[k])
+
+
+def gpu_jitter(x: torch.Tensor) -> torch.Tensor:
+    """Cheap extra augmentation for a re-used batch: small affine + brightness/contrast."""
+    n = x.shape[0]
+    dev = x.device
+    ang = (torch.rand(n, device=dev) - 0.5) * 0.1
+    sc = 0.92 + torch.rand(n, device=dev) * 0.16
+    sx = sc * (0.95 + torch.rand(n, device=dev) * 0.1)
+    tx, ty = (torch.rand(2, n, device=dev) - 0.5) * 0.12
+    theta = torch.stack([torch.stack([sx * torch.cos(ang), -sc * torch.sin(ang) * 0.5, tx], 1),
+                         torch.stack([sx * torch.sin(ang) * 2, sc * torch.cos(ang), ty], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    c = (0.7 + torch.rand(n, 1, 1, 1, device=dev) * 0.6)
+    b = (torch.rand(n, 1, 1, 1, device=dev) - 0.5) * 0.3
+    return ((x - 0.5) * c + 0.5 + b).clamp_(0, 1)
+
+
+class WithSoftmax(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return torch.softmax(self.m(x), dim=-1)
+
+
+# ---------------------------------------------------------------- eval
+def edit_distance(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def score(preds: list[str], truths: list[str]) -> dict:
+    n = max(1, len(truths))
+    ed = [edit_distance(p, t) for p, t in zip(preds, truths, strict=True)]
+    return {"n": len(truths), "exact": sum(e == 0 for e in ed) / n, "within1": sum(e <= 1 for e in ed) / n}
+
+
+@torch.no_grad()
+def predict(model, crops, device) -> list[str]:
+    model.eval()
+    out = []
+    for i in range(0, len(crops), 256):
+        x = np.stack([resize_crop(c, IMG_H, IMG_W) for c in crops[i:i + 256]])
+        xt = torch.from_numpy(x).to(device).permute(0, 3, 1, 2).float().div_(255)
+        probs = torch.softmax(model(xt).float(), -1).cpu().numpy()
+        out += [t for t, _, _ in decode_slots(probs, ALPHABET, PAD)]
+    return out
+
+
+# ---------------------------------------------------------------- export
+def export_onnx(model, path: Path, meta: dict) -> None:
+    import onnx
+
+    wrapped = WithSoftmax(model).eval().cpu()
+    x = torch.zeros(1, 3, IMG_H, IMG_W)
+    kw = {"input_names": ["image"], "output_names": ["probs"], "opset_version": 17,
+          "dynamic_axes": {"image": {0: "batch"}, "probs": {0: "batch"}}}
+    try:
+        torch.onnx.export(wrapped, (x,), str(path), dynamo=False, **kw)
+    except TypeError:
+        torch.onnx.export(wrapped, (x,), str(path), **kw)
+    m = onnx.load(str(path))
+    meta = {"alphabet": ALPHABET, "pad": PAD, "slots": str(MAX_SLOTS), "input": f"3x{IMG_H}x{IMG_W} BGR 0..1",
+            **{k: str(v) for k, v in meta.items()}}
+    for k, v in meta.items():
+        p = m.metadata_props.add()
+        p.key, p.value = k, v
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+
+
+# ---------------------------------------------------------------- main
+def main() -> int:
+    global _LOG
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"))
+    ap.add_argument("--fonts", default=str(ROOT / ".data" / "fonts"), help="folder of .ttf fonts")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--time-budget", type=float, default=380, help="seconds for the whole run")
+    ap.add_argument("--out", default=str(ROOT / "runs" / "ocr"))
+    ap.add_argument("--workers", type=int, default=7)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reserve", type=float, default=20, help="seconds kept for eval+export")
+    ap.add_argument("--reuse", type=int, default=1,
+                    help="optimizer steps per generated batch (>1 when the GPU outruns the workers; "
+                         "re-used copies get a small GPU-side jitter)")
+    ap.add_argument("--ema", type=float, default=0.998)
+    ap.add_argument("--init", default="", help="optional .pt state dict to start from")
+    ap.add_argument("--mix", default="us=0.36,br=0.08,font=0.33,hershey=0.17,neg=0.06")
+    args = ap.parse_args()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _LOG = open(out / "train.log", "a")  # noqa: SIM115 - open for the whole run
+    log("args", vars(args))
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device if (args.device == "cpu" or torch.cuda.is_available()) else "cpu")
+    if device.type == "cpu":
+        torch.set_num_threads(2)
+    deadline = T0 + args.time_budget - args.reserve
+
+    data = Path(args.data)
+    us_train, us_val = load_us(data)
+    br_train, br_val = load_br(data)
+    log(f"US crops train {len(us_train)} val {len(us_val)}; BR train {len(br_train)} val {len(br_val)}")
+    mix = {k: float(v) for k, v in (kv.split("=") for kv in args.mix.split(","))}
+    FontPlateRenderer(args.fonts)  # fail now, not in a worker, if the fonts are missing
+
+    model = PlateOCR().to(device)
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location=device))
+    model = model.to(memory_format=torch.channels_last)
+    ema = Ema(model, args.ema)
+    log(f"model params {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M on {device}")
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.02)
+    ds = PlateStream(us_train, br_train, args.fonts, args.batch, args.seed, mix)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=None, num_workers=args.workers, pin_memory=device.type == "cuda",
+        worker_init_fn=_worker_init, persistent_workers=False,
+        prefetch_factor=6 if args.workers > 0 else None)
+    use_amp = device.type == "cuda"
+    train_start = time.time()
+    span = max(1.0, deadline - train_start)
+    step, seen, last_report, loss_avg = 0, 0, time.time(), None
+    history = []
+    try:
+        for xb, yb in loader:
+            now = time.time()
+            if now >= deadline:
+                break
+            model.train()
+            x0 = xb.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+            y = yb.to(device, non_blocking=True)
+            for r in range(max(1, args.reuse)):
+                frac = (time.time() - train_start) / span
+                lr = args.lr * (frac / 0.04 if frac < 0.04 else 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                x = x0 if r == 0 else gpu_jitter(x0)
+                x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    logits = model(x)
+                loss = F.cross_entropy(logits.float().reshape(-1, NCLS), y.reshape(-1), label_smoothing=0.05)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                opt.step()
+                ema.update_parameters(model)
+                step += 1
+            seen += len(yb)
+            lv = float(loss.detach()) if step % 10 == 0 or device.type == "cpu" else None
+            if lv is not None:
+                loss_avg = lv if loss_avg is None else 0.9 * loss_avg + 0.1 * lv
+            if time.time() - last_report > (30 if device.type == "cuda" else 15):
+                last_report = time.time()
+                val = score(predict(ema.module, [c for _, c, _ in us_val], device), [t for *_, t in us_val])
+                rate = seen / (time.time() - train_start)
+                history.append({"t": round(time.time() - T0, 1), "step": step, "loss": loss_avg, **val})
+                log(f"step {step} seen {seen} ({rate:.0f}/s) lr {lr:.2e} loss {loss_avg:.4f} "
+                    f"val(EMA) exact {val['exact']:.3f} 1-edit {val['within1']:.3f}")
+                torch.save(ema.module.state_dict(), out / "plate_ocr.pt")
+    except Exception:  # noqa: BLE001 - keep what was learnt, still export
+        log("training stopped by an error:\n" + traceback.format_exc())
+    log(f"training done: {step} steps, {seen} samples, {time.time() - train_start:.0f}s")
+
+    # ----- pick raw or EMA weights on the validation split, export, verify
+    truths = [t for *_, t in us_val]
+    crops = [c for _, c, _ in us_val]
+    candidates = {}
+    for name, m in (("ema", ema.module), ("raw", model)):
+        try:
+            candidates[name] = (score(predict(m, crops, device), truths), m)
+        except Exception:  # noqa: BLE001
+            log(f"eval of {name} failed:\n" + traceback.format_exc())
+    best = max(candidates, key=lambda k: (candidates[k][0]["exact"], candidates[k][0]["within1"]))
+    val_us, best_model = candidates[best]
+    val_br = score(predict(best_model, [c for _, c, _ in br_val], device), [t for *_, t in br_val]) if br_val else {}
+    log(f"chosen {best}: US val {val_us}; BR val {val_br}; other: "
+        f"{ {k: v[0] for k, v in candidates.items() if k != best} }")
+    final = PlateOCR()
+    final.load_state_dict({k: v.float().cpu() for k, v in best_model.state_dict().items()})
+    final.eval()
+    torch.save(final.state_dict(), out / "plate_ocr.pt")
+    metrics = {"steps": step, "samples_seen": seen, "train_seconds": round(time.time() - train_start, 1),
+               "device": str(device), "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+               "weights": best, "val_us": val_us, "val_br": val_br, "history": history,
+               "split": "US: sha1(file) % 5 == 0; BR: sha1(plate) % 5 == 0", "args": vars(args),
+               "torch": torch.__version__}
+    onnx_path = out / "plate_ocr.onnx"
+    try:
+        export_onnx(final, onnx_path, {"val_us_exact": f"{val_us['exact']:.4f}", "steps": step,
+                                       "trained_by": "scripts/train_ocr.py"})
+        from alprd.vision.ocr import OnnxRecognizer
+
+        rec = OnnxRecognizer(onnx_path, threads=2, min_confidence=0.0)
+        onnx_preds = [r.text for r in rec.read(crops)]
+        metrics["val_us_onnx"] = score(onnx_preds, truths)
+        log(f"ONNX written and checked with onnxruntime: US val {metrics['val_us_onnx']}")
+    except Exception:  # noqa: BLE001 - the .pt is saved; report and go on
+        log("ONNX export/check failed (plate_ocr.pt is saved; export it elsewhere):\n" + traceback.format_exc())
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    log(f"wrote {out}/metrics.json; total {time.time() - T0:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
