@@ -170,6 +170,16 @@ def _policy_0001_search(db: sqlite_utils.Database) -> None:
     db["usage_archive"].create({"month": str, "metric": str, "n": int}, pk=("month", "metric"))
 
 
+def _hotlist_0001_lookup(db: sqlite_utils.Database) -> None:
+    """Hotlist hits fetch their entries by pattern; repeat alerts are found by plate or
+    pattern; the uplink sends unpublished alerts first; a disposition may carry a note."""
+    db.execute("CREATE INDEX idx_hotlist_pattern ON hotlist(pattern)")
+    db.execute("CREATE INDEX idx_hotlist_officer ON hotlist(officer_entered)")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_alerts_published ON alerts(published_at)")
+    db.execute("CREATE INDEX idx_alerts_pattern_ts ON alerts(pattern, ts)")
+    db.execute("ALTER TABLE alerts ADD COLUMN disposition_note TEXT")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 # Append only. The position in this list is the schema version it brings.
@@ -177,6 +187,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _m0001_initial),
     ("audit_0001_sessions", _audit_0001_sessions),
     ("policy_0001_search", _policy_0001_search),
+    ("hotlist_0001_lookup", _hotlist_0001_lookup),
 ]
 
 

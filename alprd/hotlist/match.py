@@ -1,0 +1,195 @@
+"""Plate-to-hotlist matching, tolerant of OCR errors. Pure logic, no I/O.
+
+Both the read and every pattern are *canonicalised* to OCR confusion classes
+(0/O/D/Q, 1/I/L/T, 2/Z, 5/S, 6/G, 8/B), so a confusable read is a plain
+lookup. One missing or extra character is found with the symmetric-delete
+trick: a read missing a character equals one of the pattern's single-character
+deletions; a read with an extra character has a deletion equal to the pattern.
+
+A million patterns times their deletions is ~7 million keys: as Python dicts
+that is gigabytes, so the two big tables are sorted arrays of 64-bit string
+hashes (12 bytes a key) searched with numpy. Every candidate is checked against
+its pattern, so a hash collision can never produce a false hit.
+
+Wildcard patterns (``?`` one character, ``*`` any run, from partial plates of
+major crimes) are few: ``?``-only patterns are looked up by (length, wildcard
+positions); ``*`` patterns are tried through one combined regular expression
+first, then one by one only when that says something matches.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+CONFUSION_CLASSES = ("0ODQ", "1ILT", "2Z", "5S", "6G", "8B")
+_CANON = str.maketrans({c: group[0] for group in CONFUSION_CLASSES for c in group[1:]})
+WILDCARDS = frozenset("?*")
+
+
+class MatchKind(IntEnum):
+    """How a read matched; the order is the ranking (exact hits first)."""
+
+    EXACT = 0
+    CONFUSABLE = 1  # equal once OCR confusions are folded (8 read for B, ...)
+    NEAR = 2  # one character missing or extra (after folding confusions)
+    PARTIAL = 3  # a wildcard pattern (partial plate)
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, order=True)
+class Hit:
+    kind: MatchKind
+    pattern: str
+
+
+def canonical(text: str) -> str:
+    """Fold every OCR-confusable character to its class representative."""
+    return text.translate(_CANON)
+
+
+def is_wildcard(pattern: str) -> bool:
+    return not WILDCARDS.isdisjoint(pattern)
+
+
+def deletions(text: str) -> set[str]:
+    """Every string made by deleting exactly one character."""
+    return {text[:i] + text[i + 1:] for i in range(len(text))}
+
+
+def one_indel_apart(a: str, b: str) -> bool:
+    """True when ``b`` is ``a`` with exactly one character inserted or deleted."""
+    if abs(len(a) - len(b)) != 1:
+        return False
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return short in deletions(long_)
+
+
+def wildcard_regex(pattern: str) -> str:
+    """Regex source for a canonicalised wildcard pattern (letters/digits only otherwise)."""
+    return "".join("." if c == "?" else ".*" if c == "*" else c for c in canonical(pattern))
+
+
+def _hashes(keys: Iterable[str], count: int = -1) -> np.ndarray:
+    return np.fromiter(map(hash, keys), dtype=np.int64, count=count)
+
+
+class _HashTable:
+    """Multimap string -> int as a sorted hash array: compact and fast enough.
+
+    Python's string hash is randomised per process, which is fine: the table is
+    built and searched in the same process and never saved.
+    """
+
+    def __init__(self, hashes: np.ndarray, values: np.ndarray):
+        order = np.argsort(hashes, kind="stable")
+        self.hashes = hashes[order]
+        self.values = values[order]
+
+    @property
+    def nbytes(self) -> int:
+        return self.hashes.nbytes + self.values.nbytes
+
+    def get(self, keys: list[str]) -> list[int]:
+        if not keys or not len(self.hashes):
+            return []
+        q = _hashes(keys, len(keys))
+        lo = np.searchsorted(self.hashes, q, "left")
+        hi = np.searchsorted(self.hashes, q, "right")
+        found = np.nonzero(hi > lo)[0]
+        out: list[int] = []
+        for i in found.tolist():
+            out.extend(self.values[lo[i]:hi[i]].tolist())
+        return out
+
+
+class PlateIndex:
+    """An immutable index of hotlist patterns. Build a new one to change the list."""
+
+    def __init__(self, patterns: Iterable[str], version: int = 0):
+        self.version = version
+        plain: set[str] = set()
+        wild: set[str] = set()
+        for p in patterns:
+            (wild if is_wildcard(p) else plain).add(p)
+        self.patterns: list[str] = sorted(plain)
+        n = len(self.patterns)
+        numbers = np.arange(n, dtype=np.int32)
+        self._canon = _HashTable(_hashes(map(canonical, self.patterns), n), numbers)
+        counts = np.zeros(n, dtype=np.int32)
+
+        def deletion_hashes() -> Iterable[int]:  # streamed: no list of 7 million strings
+            for i, p in enumerate(self.patterns):
+                d = deletions(canonical(p))
+                counts[i] = len(d)
+                yield from map(hash, d)
+
+        hashes = np.fromiter(deletion_hashes(), dtype=np.int64)
+        self._deleted = _HashTable(hashes, np.repeat(numbers, counts))
+        self._build_wildcards(sorted(wild))
+
+    def _build_wildcards(self, wild: list[str]) -> None:
+        self.wildcards = wild
+        # '?'-only patterns: (length, positions of '?') -> canonical literal chars -> patterns
+        self._fixed: dict[tuple[int, tuple[int, ...]], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        self._runs: list[tuple[re.Pattern[str], str]] = []
+        for p in wild:
+            if "*" in p:
+                self._runs.append((re.compile(wildcard_regex(p)), p))
+                continue
+            holes = tuple(i for i, c in enumerate(p) if c == "?")
+            literal = canonical("".join(c for c in p if c != "?"))
+            self._fixed[(len(p), holes)][literal].append(p)
+        self._fixed_by_len: dict[int, list[tuple[int, ...]]] = defaultdict(list)
+        for length, holes in self._fixed:
+            self._fixed_by_len[length].append(holes)
+        self._any_run = (re.compile("|".join(f"(?:{r.pattern})" for r, _ in self._runs))
+                         if self._runs else None)
+
+    def __len__(self) -> int:
+        return len(self.patterns) + len(self.wildcards)
+
+    @property
+    def nbytes(self) -> int:
+        """Approximate memory of the lookup tables (not counting the pattern strings)."""
+        return self._canon.nbytes + self._deleted.nbytes
+
+    def match(self, plate: str) -> list[Hit]:
+        """Every pattern the (normalised) plate matches, best kind first."""
+        if not plate:
+            return []
+        q = canonical(plate)
+        hits: dict[str, MatchKind] = {}
+        pats = self.patterns
+        shorter = deletions(q)
+        for i in self._canon.get([q, *shorter]):
+            p = pats[i]
+            cp = canonical(p)
+            if cp == q:
+                hits[p] = MatchKind.EXACT if p == plate else MatchKind.CONFUSABLE
+            elif len(cp) == len(q) - 1 and cp in shorter:  # the read has an extra character
+                hits.setdefault(p, MatchKind.NEAR)
+        for i in self._deleted.get([q]):  # the read is missing a character
+            p = pats[i]
+            if one_indel_apart(canonical(p), q):
+                hits.setdefault(p, MatchKind.NEAR)
+        for p in self._match_wildcards(q):
+            hits.setdefault(p, MatchKind.PARTIAL)
+        return sorted(Hit(kind, p) for p, kind in hits.items())
+
+    def _match_wildcards(self, q: str) -> list[str]:
+        out: list[str] = []
+        for holes in self._fixed_by_len.get(len(q), ()):
+            literal = "".join(c for i, c in enumerate(q) if i not in holes)
+            out.extend(self._fixed[(len(q), holes)].get(literal, ()))
+        if self._any_run is not None and self._any_run.fullmatch(q):
+            out.extend(p for r, p in self._runs if r.fullmatch(q))
+        return out
