@@ -1,0 +1,91 @@
+"""Uplink commands: ``alprd upload`` (push the buffer now) and ``alprd ingest`` (department receiver)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+from alprd.config import Config
+from alprd.log import setup_logging
+from alprd.store import Store, StoreError
+from alprd.uplink.ingest import Ingest, IngestDB
+from alprd.uplink.uploader import Uploader
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("upload", help="upload buffered reads and alerts to the broker, without the camera")
+    p.add_argument("--drain", action="store_true", help="exit once everything is acknowledged")
+    p.add_argument("--timeout", type=float, default=0, help="with --drain: give up after this many seconds")
+    p.set_defaults(func=cmd_upload)
+
+    p = sub.add_parser("ingest", help="department side: receive reads from the broker into SQLite")
+    p.add_argument("--db", type=Path, required=True, help="the receiver's SQLite database (created if missing)")
+    p.add_argument("--client-id", default=f"alprd-ingest-{socket.gethostname()}",
+                   help="stable id: the broker keeps this receiver's queue under it (default per host)")
+    p.add_argument("--shared", metavar="GROUP",
+                   help="share reads and alerts with other receivers in GROUP ($share/GROUP/...)")
+    p.set_defaults(func=cmd_ingest)
+
+
+def cmd_upload(args: argparse.Namespace, config: Config) -> int:
+    setup_logging(config.logging)
+    try:
+        store = Store(config.store.path)
+    except StoreError as err:
+        print(f"alprd: {err}", file=sys.stderr)
+        return 1
+    uploader = Uploader(config, store)
+    try:
+        drained = asyncio.run(_upload(uploader, args.drain, args.timeout))
+    finally:
+        store.close()
+    if args.drain and not drained:
+        print(f"alprd: not drained: {uploader.link.error or 'broker did not acknowledge everything'}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _upload(uploader: Uploader, drain: bool, timeout: float) -> bool:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    service = asyncio.create_task(uploader.run(stop))
+    deadline = time.monotonic() + timeout if timeout > 0 else float("inf")
+    drained = False
+    while not stop.is_set() and not service.done():
+        if drain and uploader.drained():
+            drained = True
+            break
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    stop.set()
+    await service
+    return drained
+
+
+def cmd_ingest(args: argparse.Namespace, config: Config) -> int:
+    setup_logging(config.logging)
+    db = IngestDB(args.db)
+    ingest = Ingest(config.uplink, db, args.client_id, args.shared)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    ingest.start()
+    ingest.log.info("ingest_started", db=str(args.db), shared=args.shared)
+    try:
+        while not done.wait(60):
+            ingest.log.info("ingest_stats", connected=ingest.link.connected, error=ingest.link.error,
+                            **ingest.stats)
+    finally:
+        ingest.stop()
+        db.close()
+    return 0

@@ -1,0 +1,144 @@
+"""What travels over MQTT: topic names and the read-batch format, both directions.
+
+Topics, under ``uplink.topic_prefix`` (default ``alprd``) and the device id:
+
+- ``<prefix>/<device>/reads``      gzip-compressed JSON batch of reads, QoS 1
+- ``<prefix>/<device>/alerts``     one hotlist alert (JSON, as stored), QoS 1
+- ``<prefix>/<device>/status``     retained birth / last-will: online or offline, QoS 1
+- ``<prefix>/<device>/heartbeat``  retained periodic health, QoS 0
+
+A read batch is ``{"schema": "alprd.reads/1", "batch_id", "device_id",
+"sent_at", "reads": [...]}``; each read carries its UUID (so a re-sent batch is
+harmless), the fields of the ``reads`` table and its plate crop as base64 JPEG.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from alprd.store import utc_now
+
+BATCH_SCHEMA = "alprd.reads/1"
+KINDS = ("reads", "alerts", "status", "heartbeat")
+# Columns of the vehicle's ``reads`` table that leave the vehicle, in this order.
+READ_FIELDS = ("id", "plate", "confidence", "char_confidences", "ts", "device_id", "camera_id",
+               "box", "frames", "lat", "lon", "speed_kmh", "heading_deg", "gps_fix_ts",
+               "gps_stale", "crop_jpeg")
+REQUIRED = {"id": str, "plate": str, "ts": str, "camera_id": str, "confidence": (int, float)}
+_JSON_TEXT = ("char_confidences", "box")  # stored as JSON text in SQLite, sent as JSON values
+
+
+class WireError(ValueError):
+    """A message that is not what the topic promises; the text says what is wrong."""
+
+
+def topic(prefix: str, device_id: str, kind: str) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"unknown topic kind {kind!r}")
+    return f"{prefix}/{device_id}/{kind}"
+
+
+def subscription(prefix: str, kind: str, shared_group: str | None = None) -> str:
+    """Every device's ``kind`` topic; ``$share/<group>/...`` splits it over several receivers."""
+    pattern = f"{prefix}/+/{kind}"
+    return f"$share/{shared_group}/{pattern}" if shared_group else pattern
+
+
+def device_of(prefix: str, topic_name: str) -> str:
+    """The device id in ``<prefix>/<device>/<kind>``."""
+    parts = topic_name[len(prefix) + 1:].split("/") if topic_name.startswith(prefix + "/") else []
+    if len(parts) != 2 or not parts[0]:
+        raise WireError(f"topic {topic_name!r} is not {prefix}/<device>/<kind>")
+    return parts[0]
+
+
+def read_to_wire(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``reads`` row as it goes on the wire (JSON values, crop as base64)."""
+    out = {k: row.get(k) for k in READ_FIELDS}
+    for key in _JSON_TEXT:
+        if isinstance(out[key], str):
+            out[key] = json.loads(out[key])
+    out["gps_stale"] = bool(out["gps_stale"])
+    crop = out["crop_jpeg"]
+    out["crop_jpeg"] = base64.b64encode(crop).decode("ascii") if crop else None
+    return out
+
+
+def encode_batch(device_id: str, rows: list[dict[str, Any]], batch_id: str | None = None,
+                 sent_at: str | None = None) -> bytes:
+    body = {
+        "schema": BATCH_SCHEMA,
+        "batch_id": batch_id or str(uuid.uuid4()),
+        "device_id": device_id,
+        "sent_at": sent_at or utc_now(),
+        "reads": [read_to_wire(r) for r in rows],
+    }
+    return gzip.compress(json.dumps(body, separators=(",", ":")).encode(), compresslevel=6, mtime=0)
+
+
+@dataclass
+class Batch:
+    """A decoded batch: reads ready for a table row, and the reads that were refused."""
+
+    batch_id: str
+    device_id: str
+    sent_at: str
+    reads: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+def _read_from_wire(item: Any, device_id: str) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise WireError("a read is not a JSON object")
+    for key, kind in REQUIRED.items():
+        if not isinstance(item.get(key), kind):
+            raise WireError(f"read {item.get('id', '?')}: field {key!r} missing or of the wrong type")
+    try:
+        uuid.UUID(item["id"])
+    except ValueError:
+        raise WireError(f"read id {item['id']!r} is not a UUID") from None
+    row = {k: item.get(k) for k in READ_FIELDS}
+    row["device_id"] = row["device_id"] or device_id
+    for key in _JSON_TEXT:
+        row[key] = json.dumps(row[key]) if row[key] is not None else None
+    row["gps_stale"] = int(bool(row["gps_stale"]))
+    if row["crop_jpeg"] is not None:
+        try:
+            row["crop_jpeg"] = base64.b64decode(row["crop_jpeg"], validate=True)
+        except (binascii.Error, TypeError):
+            raise WireError(f"read {item['id']}: crop_jpeg is not base64") from None
+    return row
+
+
+def decode_batch(payload: bytes) -> Batch:
+    """Parse a batch (gzip JSON, or plain JSON from a test tool); bad reads are refused one by one."""
+    try:
+        raw = gzip.decompress(payload) if payload[:2] == b"\x1f\x8b" else payload
+        body = json.loads(raw)
+    except (OSError, EOFError, ValueError) as err:
+        raise WireError(f"not gzip-compressed JSON ({err})") from None
+    if not isinstance(body, dict) or body.get("schema") != BATCH_SCHEMA:
+        raise WireError(f"not a read batch: expected schema {BATCH_SCHEMA!r}")
+    if not isinstance(body.get("reads"), list) or not isinstance(body.get("device_id"), str):
+        raise WireError("batch lacks a 'reads' list or a 'device_id'")
+    batch = Batch(str(body.get("batch_id", "")), body["device_id"], str(body.get("sent_at", "")))
+    for item in body["reads"]:
+        try:
+            batch.reads.append(_read_from_wire(item, batch.device_id))
+        except WireError as err:
+            batch.refused.append(str(err))
+    return batch
+
+
+def status_payload(device_id: str, state: str, reason: str = "", ts: str | None = None) -> bytes:
+    """The retained ``status`` message: birth (online) or will / shutdown (offline)."""
+    body = {"device_id": device_id, "state": state, "ts": ts}
+    if reason:
+        body["reason"] = reason
+    return json.dumps(body).encode()

@@ -1,0 +1,110 @@
+"""Pure uplink rules and the wire format, without a broker."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import math
+import uuid
+
+import pytest
+
+from alprd.config import ConfigError, config_from_dict
+from alprd.store import Read
+from alprd.uplink.policy import DAY_S, backlog_severity, backoff_delay, batch_wait
+from alprd.uplink.wire import (
+    BATCH_SCHEMA, WireError, decode_batch, device_of, encode_batch, subscription, topic,
+)
+
+
+def test_backoff_grows_to_the_cap_and_jitters_within_half_a_step():
+    lows = [backoff_delay(n, 1.0, 60.0, rand=lambda: 0.0) for n in range(10)]
+    highs = [backoff_delay(n, 1.0, 60.0, rand=lambda: 1.0) for n in range(10)]
+    assert lows[:4] == [0.5, 1.0, 2.0, 4.0]
+    assert highs[:4] == [1.0, 2.0, 4.0, 8.0]
+    assert max(highs) == 60.0 and lows[-1] == 30.0
+    assert backoff_delay(10_000, 1.0, 60.0) <= 60.0  # no overflow for a unit offline for weeks
+
+
+def test_batch_goes_when_full_or_when_its_oldest_read_is_old_enough():
+    assert batch_wait(0, None, 100, 30) == math.inf
+    assert batch_wait(100, 1.0, 100, 30) == 0
+    assert batch_wait(5, 10.0, 100, 30) == pytest.approx(20.0)
+    assert batch_wait(5, 31.0, 100, 30) == 0
+
+
+def test_backlog_severity_against_the_transfer_window():
+    assert backlog_severity(None, 25, 30) == "ok"
+    assert backlog_severity(24.9 * DAY_S, 25, 30) == "ok"
+    assert backlog_severity(25 * DAY_S, 25, 30) == "warning"
+    assert backlog_severity(30 * DAY_S, 25, 30) == "critical"
+
+
+def test_topics_and_shared_subscriptions():
+    assert topic("alprd", "car7", "reads") == "alprd/car7/reads"
+    assert device_of("alprd", "alprd/car7/alerts") == "car7"
+    assert subscription("alprd", "reads", "dept") == "$share/dept/alprd/+/reads"
+    with pytest.raises(WireError):
+        device_of("alprd", "other/car7/reads")
+    with pytest.raises(ValueError):
+        topic("alprd", "car7", "secrets")
+
+
+def _row(**over):
+    read = Read("ABC123", 0.91, (0.9, 0.95), "cam0", "car7", box=(1, 2, 30, 12),
+                crop_jpeg=b"\xff\xd8jpeg\xff\xd9", lat=39.7, lon=-104.9, gps_stale=True)
+    row = read.to_row()
+    row.update(over)
+    return row
+
+
+def test_batch_round_trip_keeps_every_field_and_the_crop():
+    rows = [_row(), _row(crop_jpeg=None, box=None)]
+    payload = encode_batch("car7", rows, batch_id="b1")
+    assert payload[:2] == b"\x1f\x8b"
+    batch = decode_batch(payload)
+    assert (batch.batch_id, batch.device_id, batch.refused) == ("b1", "car7", [])
+    got = batch.reads[0]
+    for key in ("id", "plate", "confidence", "ts", "camera_id", "lat", "lon", "char_confidences",
+                "box", "crop_jpeg", "gps_stale"):
+        assert got[key] == rows[0][key], key
+    assert batch.reads[1]["crop_jpeg"] is None and batch.reads[1]["box"] is None
+
+
+def test_bad_reads_are_refused_one_by_one_and_bad_batches_whole():
+    good = json.loads(gzip.decompress(encode_batch("car7", [_row()])))
+    bad_id = dict(good["reads"][0], id="not-a-uuid")
+    no_plate = dict(good["reads"][0], id=str(uuid.uuid4()), plate=None)
+    bad_crop = dict(good["reads"][0], id=str(uuid.uuid4()), crop_jpeg="***")
+    good["reads"] += [bad_id, no_plate, bad_crop, "junk"]
+    batch = decode_batch(json.dumps(good).encode())  # plain JSON is accepted too
+    assert len(batch.reads) == 1 and len(batch.refused) == 4
+    assert any("not a UUID" in r for r in batch.refused)
+    assert any("'plate'" in r for r in batch.refused)
+    for payload, match in [(b"\x1f\x8bnot gzip", "gzip"), (b"{", "JSON"),
+                           (json.dumps({"schema": "x"}).encode(), BATCH_SCHEMA),
+                           (json.dumps({"schema": BATCH_SCHEMA}).encode(), "reads")]:
+        with pytest.raises(WireError, match=match):
+            decode_batch(payload)
+    assert base64.b64decode(good["reads"][0]["crop_jpeg"]) == _row()["crop_jpeg"]
+
+
+@pytest.mark.parametrize("uplink, message", [
+    ({"backlog_warn_days": 30, "backlog_critical_days": 30}, "backlog_critical_days must be greater"),
+    ({"cert_file": "/etc/c.pem"}, "cert_file needs uplink.ca_file"),
+    ({"ca_file": "/etc/ca.pem", "key_file": "/etc/k.pem"}, "key_file needs uplink.cert_file"),
+    ({"reconnect_min_s": 10, "reconnect_max_s": 5}, "reconnect_max_s must be >="),
+    ({"topic_prefix": "a/#"}, "topic_prefix"),
+])
+def test_inconsistent_uplink_config_is_refused_with_the_key(uplink, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict({"uplink": uplink})
+
+
+def test_missing_tls_file_is_a_config_error_naming_the_key(tmp_path):
+    from alprd.uplink.client import make_client
+
+    cfg = config_from_dict({"uplink": {"ca_file": str(tmp_path / "nope.pem")}}).uplink
+    with pytest.raises(ConfigError, match="ca_file"):
+        make_client(cfg, "x")
