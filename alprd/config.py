@@ -52,6 +52,17 @@ class CameraConfig(Section):
         default=None, description="x, y, width, height of the region to analyse"
     )
     reopen_backoff_max_s: float = Field(default=30.0, gt=0, le=3600)
+    fourcc: str = Field(default="", pattern=r"^([A-Z0-9]{4})?$",
+                        description="USB pixel format, e.g. MJPG (needed for 1080p at 15+ fps on USB 2)")
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    read_timeout_s: float = Field(default=5.0, gt=0, le=120, description="no frame this long: camera lost")
+
+    @field_validator("roi")
+    @classmethod
+    def _roi_has_area(cls, roi: tuple[int, int, int, int] | None) -> tuple[int, int, int, int] | None:
+        if roi is not None and (roi[0] < 0 or roi[1] < 0 or roi[2] < 16 or roi[3] < 16):
+            raise ValueError("roi = [x, y, width, height] needs x, y >= 0 and width, height >= 16")
+        return roi
 
 
 class VisionConfig(Section):
@@ -97,6 +108,16 @@ class GpsConfig(Section):
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     max_fix_age_s: float = Field(default=5.0, gt=0, le=3600)
+    reopen_backoff_max_s: float = Field(default=30.0, gt=0, le=3600)
+
+
+class StatusConfig(Section):
+    """The health status file read by ``alprd status`` and the disk-space limits."""
+
+    file: str = Field(default="status.json", min_length=1, description="inside store.state_dir")
+    interval_s: float = Field(default=5.0, ge=0.5, le=300)
+    disk_warn_mb: int = Field(default=2048, ge=0)
+    disk_fail_mb: int = Field(default=256, ge=0)
 
 
 class HotlistConfig(Section):
@@ -153,6 +174,7 @@ class Config(Section):
     pipeline: PipelineConfig = PipelineConfig()
     store: StoreConfig = StoreConfig()
     gps: GpsConfig = GpsConfig()
+    status: StatusConfig = StatusConfig()
     hotlist: HotlistConfig = HotlistConfig()
     uplink: UplinkConfig = UplinkConfig()
     policy: PolicyConfig = PolicyConfig()

@@ -26,6 +26,14 @@ class CaptureError(RuntimeError):
     """The source cannot be opened or read; the message names the device and the fix."""
 
 
+class DeviceError(CaptureError):
+    """A camera problem with its likely cause and fix kept apart (for ``alprd diag``)."""
+
+    def __init__(self, cause: str, fix: str):
+        super().__init__(f"{cause}: {fix}")
+        self.cause, self.fix = cause, fix
+
+
 @dataclass
 class Frame:
     image: np.ndarray
@@ -226,12 +234,35 @@ class SyntheticSource:
         pass
 
 
-def open_source(cfg: CameraConfig) -> FrameSource:
-    """Build the source the config names (not yet opened)."""
+LIVE_SOURCES = ("usb", "rtsp", "picamera")
+
+
+def open_device(cfg: CameraConfig) -> FrameSource:
+    """The configured source itself, without ROI crop or reconnecting (diagnostics use this)."""
     if cfg.source == "synthetic":
         return SyntheticSource(cfg)
     if cfg.source == "video":
         return VideoFileSource(cfg)
     if cfg.source == "images":
         return ImageFolderSource(cfg)
-    raise CaptureError(f"camera.source = {cfg.source!r} is not available in this build yet")
+    if cfg.source == "picamera":
+        from alprd.capture.picamera import PiCamera  # picamera2 is only imported on open()
+
+        return PiCamera(cfg)
+    from alprd.capture.opencv_camera import OpenCVCamera
+
+    return OpenCVCamera(cfg)
+
+
+def open_source(cfg: CameraConfig) -> FrameSource:
+    """Build the source the config names (not yet opened): ROI applied, live cameras reopened."""
+    from alprd.capture.reconnect import Reconnecting
+    from alprd.capture.roi import RoiCrop
+
+    def make() -> FrameSource:
+        device = open_device(cfg)
+        return RoiCrop(device, cfg.roi) if cfg.roi else device
+
+    if cfg.source in LIVE_SOURCES:
+        return Reconnecting(make, f"{cfg.id} ({cfg.source})", cfg.reopen_backoff_max_s)
+    return make()

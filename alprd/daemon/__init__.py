@@ -261,13 +261,24 @@ def build_daemon(
 ) -> Daemon:
     """Wire the configured parts together; arguments override them (tests, demo)."""
     from alprd.capture import open_source
+    from alprd.capture.reconnect import Reconnecting
+    from alprd.daemon.status import attach_status
     from alprd.gps import FixedPosition
+    from alprd.gps.serial_reader import SerialGps
     from alprd.vision import load_reader
 
     store = store or Store(config.store.path)
     source = source or open_source(config.camera)
     reader = reader or load_reader(config.vision)
-    position: PositionProvider | None = None
-    if config.gps.mode == "fixed":
-        position = FixedPosition(config.gps).current
-    return Daemon(config, store, reader, source, position)
+    gps = {"fixed": FixedPosition, "serial": SerialGps}.get(config.gps.mode)
+    gps = gps(config.gps) if gps else None
+    daemon = Daemon(config, store, reader, source, gps.current if gps else None)
+    if gps:
+        daemon.status_providers["gps"] = gps.status
+    if isinstance(gps, SerialGps):
+        daemon.services.append(gps.run)
+    if isinstance(source, Reconnecting):
+        daemon.status_providers["camera"] = source.status
+        daemon.services.append(source.interrupt_on_stop)
+    attach_status(daemon)
+    return daemon

@@ -1,0 +1,173 @@
+"""GPS: NMEA parsing (pure) and the real serial reader on a pseudo-terminal receiver."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from conftest import make_config
+from hardware_fakes import (
+    GGA,
+    GGA_NO_FIX,
+    GSV,
+    RMC,
+    RMC_NO_FIX,
+    VTG,
+    FakeReader,
+    PtyGps,
+    nmea,
+    wait_for,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alprd.capture import SyntheticSource
+from alprd.config import GpsConfig
+from alprd.daemon import build_daemon
+from alprd.gps import Fix
+from alprd.gps.nmea import LineAssembler, NmeaTracker
+from alprd.gps.serial_reader import SerialGps
+
+
+def feed(tracker: NmeaTracker, *lines: str, now: float = 100.0) -> list[bool]:
+    return [tracker.feed_line(line, now) for line in lines]
+
+
+def test_rmc_gga_vtg_build_a_full_fix():
+    t = NmeaTracker()
+    assert feed(t, RMC, GGA, VTG, GSV) == [True] * 4
+    fix = t.fix
+    assert fix is not None
+    assert fix.lat == pytest.approx(48.1173, abs=1e-4) and fix.lon == pytest.approx(11.51670, abs=1e-4)
+    assert fix.utc == "1994-03-23T12:35:20.000000Z"  # GGA time on the RMC date
+    assert fix.speed_kmh == pytest.approx(22.4 * 1.852, abs=0.01)
+    assert (fix.quality, fix.satellites, fix.hdop) == (1, 8, 0.9)
+    feed(t, VTG, RMC)
+    assert t.fix.speed_kmh == pytest.approx(41.48, abs=0.01)  # RMC knots replace VTG's km/h
+    assert t.fix.heading_deg == 84.4
+    assert t.counters.sentences == 5 and t.counters.other == 1 and t.counters.garbage == 0
+
+
+def test_corrupt_and_unchecked_sentences_are_counted_and_skipped():
+    t = NmeaTracker()
+    bad_checksum = RMC[:-2] + ("00" if not RMC.endswith("00") else "01")
+    no_checksum = RMC.split("*")[0]
+    flipped = RMC.replace("4807.038", "4807.03B")  # a bit flip the checksum catches
+    bad_number = nmea("GPRMC,123519,A,48x7.038,N,01131.000,E,022.4,084.4,230394,003.1,W")
+    assert feed(t, bad_checksum, no_checksum, flipped, bad_number, "hello", "$GPGGA,1,2") == [False] * 6
+    assert t.fix is None and t.counters.garbage == 6
+
+
+def test_lost_fix_keeps_last_position_which_then_goes_stale():
+    t = NmeaTracker()
+    feed(t, RMC, GGA, now=100.0)
+    assert t.has_fix
+    feed(t, RMC_NO_FIX, GGA_NO_FIX, now=103.0)
+    assert not t.has_fix and t.fix.measured_at == 100.0
+    assert not t.fix.is_stale(5.0, now=104.0)
+    assert t.fix.is_stale(5.0, now=106.0)
+    assert t.fix.describe(5.0, now=106.0)["state"] == "stale"
+
+
+def test_assembler_drops_a_sentence_cut_by_a_new_one():
+    a = LineAssembler()
+    lines = a.feed(b"$GPRMC,1235$GPGGA,1\r\n" + b"x" * 500 + b"\n$GPVTG")
+    assert lines == ["$GPGGA,1"]
+    assert a.dropped == 2  # the cut RMC and the overlong noise
+    assert a.feed(b",1*00\r\n") == ["$GPVTG,1*00"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=30))
+def test_assembler_gives_the_same_lines_however_the_bytes_are_split(cuts):
+    stream = ("\r\n".join([RMC, GGA, VTG, GSV] * 3) + "\r\n").encode()
+    whole = LineAssembler().feed(stream)
+    a, pos, got = LineAssembler(), 0, []
+    for cut in cuts * (len(stream) // sum(cuts) + 1):
+        got += a.feed(stream[pos:pos + cut])
+        pos += cut
+    assert got == whole == [RMC, GGA, VTG, GSV] * 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400))
+def test_random_bytes_never_raise_and_never_make_a_fix(noise):
+    a, t = LineAssembler(), NmeaTracker()
+    for line in a.feed(noise + b"\r\n"):
+        t.feed_line(line, 1.0)
+    assert t.fix is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, len(RMC) - 1), st.characters(min_codepoint=32, max_codepoint=126))
+def test_any_single_character_change_is_rejected_or_harmless(pos, char):
+    mutated = RMC[:pos] + char + RMC[pos + 1:]
+    t = NmeaTracker()
+    if t.feed_line(mutated, 1.0) and t.fix is not None:
+        assert -90 <= t.fix.lat <= 90 and -180 <= t.fix.lon <= 180
+
+
+# -- the serial reader on a pseudo-terminal ------------------------------------
+
+@pytest.fixture
+def receiver(tmp_path):
+    gps = PtyGps(tmp_path / "gps0")
+    yield gps
+    gps.close()
+
+
+def test_serial_reader_survives_garbage_and_unplugging(receiver):
+    cfg = GpsConfig(mode="serial", port=str(receiver.link), max_fix_age_s=5, reopen_backoff_max_s=0.5)
+    reader = SerialGps(cfg)
+    reader.start()
+    try:
+        wait_for(lambda: reader.connected, what="port open")
+        receiver.write(RMC[:20], raw=b"\x00\xff garbage")  # a partial line, then noise
+        receiver.write("", GGA, "$GPRMC,bad*00", RMC, VTG)
+        wait_for(lambda: reader.status()["sentences"] >= 3, what="3 sentences")
+        st_ = reader.status()
+        assert st_["connected"] and st_["fix"]["state"] == "current"
+        assert st_["satellites"] == 8 and st_["garbage"] >= 2
+        fix = reader.current()
+        assert isinstance(fix, Fix) and fix.lat == pytest.approx(48.1173, abs=1e-3)
+
+        receiver.unplug()
+        wait_for(lambda: not reader.connected, what="unplug noticed")
+        assert reader.status()["last_error"]
+        assert reader.current() == fix  # last position kept, ageing
+
+        receiver.plug()
+        wait_for(lambda: reader.connected, what="reopen after replug")
+        assert reader.opens == 2
+        receiver.write(nmea("GPRMC,123600,A,4900.000,N,01200.000,E,000.0,,230394,,"))
+        wait_for(lambda: reader.current().lat == pytest.approx(49.0), what="new fix")
+    finally:
+        reader.stop()
+    assert not reader._thread.is_alive()
+
+
+def test_missing_port_is_reported_with_the_fix(tmp_path):
+    reader = SerialGps(GpsConfig(mode="serial", port=str(tmp_path / "nope"), reopen_backoff_max_s=0.2))
+    reader.start()
+    try:
+        wait_for(lambda: reader.last_error, what="error")
+    finally:
+        reader.stop()
+    assert "no device" in reader.status()["last_error"] and not reader.status()["connected"]
+
+
+def test_daemon_stamps_reads_with_the_serial_fix(tmp_path, receiver):
+    cfg = make_config(tmp_path, gps={"mode": "serial", "port": str(receiver.link)},
+                      camera={"frames": 40, "realtime": True, "fps": 40, "width": 320, "height": 240})
+    daemon = build_daemon(cfg, source=SyntheticSource(cfg.camera), reader=FakeReader())
+
+    async def main():
+        task = asyncio.create_task(daemon.run(install_signals=False))
+        await asyncio.to_thread(wait_for, lambda: daemon.status()["gps"]["connected"], 5, "gps open")
+        receiver.write(RMC, GGA)
+        await task
+
+    asyncio.run(main())
+    rows = daemon.store.query("select lat, gps_stale from reads")
+    assert rows and rows[-1]["lat"] == pytest.approx(48.1173, abs=1e-3) and rows[-1]["gps_stale"] == 0
+    daemon.store.close()
