@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -34,8 +35,11 @@ class Broker:
         self.port = port or free_port()
         self.workdir = workdir
         self.conf = workdir / "mosquitto.conf"
+        # As root, mosquitto would drop to user "mosquitto", which cannot enter pytest's
+        # private tmp dirs: no persistence across stop()/start(), no password or TLS files.
+        as_root = "user root\n" if os.geteuid() == 0 else ""
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
+            f"listener {self.port} 127.0.0.1\n{as_root}"
             f"persistence true\npersistence_location {workdir}/\n"
             f"{extra_conf if extra_conf else 'allow_anonymous true'}\n"
         )

@@ -4,27 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
+from conftest import Broker, make_config
 from structlog.testing import capture_logs
 
 from alprd.config import Config
 from alprd.store import Read, Store, iso, utc_now
 from alprd.uplink.ingest import Ingest, IngestDB
-from alprd.uplink.policy import DAY_S
 from alprd.uplink.uploader import Uploader
-from conftest import Broker, make_config
 
 CROP = cv2.imencode(".jpg", np.full((24, 96, 3), 200, np.uint8))[1].tobytes()
 
@@ -153,3 +152,222 @@ def test_reads_and_alerts_are_delivered_alert_first_and_marked_on_ack(tmp_path, 
     wait_until(lambda: ingest.db.conn.execute(device).fetchone()[0] == "offline", what="offline status")
     devices = ingest.db.conn.execute(device).fetchone()
     assert json.loads(devices[1])["uplink"]["broker"] == f"localhost:{broker.port}"
+
+
+def test_broker_outage_buffers_reads_and_delivers_every_one_after(tmp_path, broker, store, ingest_factory):
+    config = uplink_config(tmp_path, broker.port)
+    ingest = ingest_factory(config)
+    ids = fill(store, 40)
+    running = Running(Uploader(config, store))
+    link = running.uploader.link
+    try:
+        wait_until(lambda: ingested(ingest) == 40, what="first reads")
+        broker.stop()
+        wait_until(lambda: not link.connected, what="uploader sees the outage")
+        ids += fill(store, 60)
+        wait_until(lambda: link.attempt >= 3, what="several reconnect attempts")
+        assert "refused the connection" in link.error and "uplink.port" in link.error
+        assert store.backlog()[0] == 60  # kept, not lost
+        broker.start()
+        wait_until(lambda: ingested(ingest) == 100, timeout=30, what="all reads after the outage")
+        wait_until(lambda: store.backlog()[0] == 0, what="all marked")
+        assert link.error is None
+    finally:
+        running.stop()
+    got = {r[0] for r in ingest.db.conn.execute("select id from reads")}
+    assert got == set(ids)
+
+
+def test_receiver_away_gets_what_was_sent_meanwhile(tmp_path, broker, store, ingest_factory):
+    """The ingest session is persistent: the broker queues batches for it while it is down."""
+    config = uplink_config(tmp_path, broker.port)
+    first = ingest_factory(config, client_id="dept-1")
+    first.stop()
+    ids = fill(store, 30)
+    running = Running(Uploader(config, store))
+    try:
+        wait_until(lambda: store.backlog()[0] == 0, what="broker acknowledged")
+    finally:
+        running.stop()
+    again = ingest_factory(config, client_id="dept-1")
+    wait_until(lambda: ingested(again) == 30, what="queued batches")
+    assert {r[0] for r in again.db.conn.execute("select id from reads")} == set(ids)
+
+
+def test_daemon_killed_mid_upload_then_restarted_delivers_each_read_exactly_once(tmp_path, broker, ingest_factory):
+    n = 3000
+    config = uplink_config(tmp_path, broker.port, batch_size=10, max_inflight_batches=1)
+    config_file = tmp_path / "alprd.toml"
+    config_file.write_text(
+        f'[device]\nid = "car7"\n[store]\nstate_dir = "{tmp_path}"\n[logging]\nlevel = "warning"\n'
+        f"[uplink]\nenabled = true\nport = {broker.port}\nbatch_size = 10\nmax_inflight_batches = 1\n"
+        "batch_max_age_s = 0.1\nreconnect_min_s = 0.1\nreconnect_max_s = 0.5\n")
+    store = Store(config.store.path)
+    ids = fill(store, n)
+    store.close()
+    ingest = ingest_factory(config)
+    cmd = [sys.executable, "-c", "import sys; from alprd.cli import main; sys.exit(main())",
+           "-c", str(config_file), "upload", "--drain"]
+    proc = subprocess.Popen(cmd)
+    try:
+        wait_until(lambda: ingested(ingest) >= 100, timeout=30, what="upload under way")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    store = Store(config.store.path)
+    left = store.backlog()[0]
+    assert 0 < left < n, "the kill must land mid-upload for this test to mean anything"
+    store.close()
+    assert subprocess.run(cmd, check=False, timeout=120).returncode == 0
+    wait_until(lambda: ingested(ingest) == n, what="every read")
+    rows = ingest.db.conn.execute("select count(*), count(distinct id) from reads").fetchone()
+    assert rows == (n, n)
+    assert {r[0] for r in ingest.db.conn.execute("select id from reads")} == set(ids)
+    store = Store(config.store.path)
+    assert store.backlog()[0] == 0
+    store.close()
+
+
+def test_wrong_password_is_a_clear_error_and_reads_keep_buffering(tmp_path, store, ingest_factory, monkeypatch):
+    passwd = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "car7", "right-pass"], check=True)
+    broker = Broker(tmp_path, f"password_file {passwd}\nallow_anonymous false")
+    broker.start()
+    try:
+        wrong = uplink_config(tmp_path, broker.port, username="car7", password="wrong-pass")
+        fill(store, 10)
+        with capture_logs() as logs:
+            running = Running(Uploader(wrong, store))
+            link = running.uploader.link
+            try:
+                wait_until(lambda: link.attempt >= 3, what="repeated refused logins")
+                fill(store, 5)
+                status = running.call(running.uploader.status)
+            finally:
+                running.stop()
+        assert "refused the login" in status["error"]
+        assert "check uplink.username and uplink.password" in status["error"]
+        assert status["backlog"] == 15 and not status["connected"]
+        downs = [e for e in logs if e["event"] == "uplink_down"]
+        assert len(downs) == 1, "the same error is logged once, not at every retry"
+        # the password from the environment (env:NAME in the config file) works
+        monkeypatch.setenv("ALPRD_TEST_MQTT_PW", "right-pass")
+        right = uplink_config(tmp_path, broker.port, username="car7", password="env:ALPRD_TEST_MQTT_PW")
+        running = Running(Uploader(right, store))
+        try:
+            wait_until(lambda: store.backlog()[0] == 0, what="upload with the right password")
+        finally:
+            running.stop()
+    finally:
+        broker.stop()
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _make_ca(d: Path, name: str) -> None:
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2", "-subj", f"/CN={name}",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+
+
+def _make_cert(d: Path, ca: str, name: str, san: str) -> None:
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
+    (d / f"{name}.ext").write_text(f"subjectAltName={san}\n" if san else "basicConstraints=CA:FALSE\n")
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+             "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext", cwd=d)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Path:
+    """A test CA, a broker certificate for localhost, a client certificate, and an unrelated CA."""
+    d = tmp_path_factory.mktemp("pki")
+    _make_ca(d, "ca")
+    _make_ca(d, "other-ca")
+    _make_cert(d, "ca", "broker", "DNS:localhost,IP:127.0.0.1")
+    _make_cert(d, "ca", "car7", "")
+    return d
+
+
+def test_tls_with_client_certificate_delivers_and_a_wrong_ca_is_explained(tmp_path, pki, store, ingest_factory):
+    broker = Broker(tmp_path, f"cafile {pki / 'ca.pem'}\ncertfile {pki / 'broker.pem'}\n"
+                              f"keyfile {pki / 'broker.key'}\nrequire_certificate true\nallow_anonymous true")
+    broker.start()
+    try:
+        tls = {"ca_file": str(pki / "ca.pem"), "cert_file": str(pki / "car7.pem"),
+               "key_file": str(pki / "car7.key")}
+        config = uplink_config(tmp_path, broker.port, **tls)
+        ingest = ingest_factory(config)
+        ids = fill(store, 25)
+        running = Running(Uploader(config, store))
+        try:
+            wait_until(lambda: ingested(ingest) == 25, what="delivery over TLS")
+        finally:
+            running.stop()
+        assert {r[0] for r in ingest.db.conn.execute("select id from reads")} == set(ids)
+
+        fill(store, 5)
+        untrusted = uplink_config(tmp_path, broker.port, **{**tls, "ca_file": str(pki / "other-ca.pem")})
+        running = Running(Uploader(untrusted, store))
+        try:
+            wait_until(lambda: running.uploader.link.error is not None, what="TLS failure")
+            error = running.uploader.link.error
+        finally:
+            running.stop()
+        assert "not trusted" in error and "uplink.ca_file" in error
+        assert store.backlog()[0] == 5
+    finally:
+        broker.stop()
+
+
+def test_transfer_window_alarm_is_logged_published_and_cleared(tmp_path, broker, store):
+    config = uplink_config(tmp_path, broker.port, backlog_warn_days=25, backlog_critical_days=30)
+    beats: list[dict] = []
+    watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    watcher.on_message = lambda c, u, m: beats.append(json.loads(m.payload))
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.subscribe("alprd/car7/heartbeat", qos=1)
+    watcher.loop_start()
+    fill(store, 3, ts=iso(datetime.now(UTC) - timedelta(days=31)))
+    try:
+        with capture_logs() as logs:
+            running = Running(Uploader(config, store))
+            try:
+                wait_until(lambda: store.backlog()[0] == 0, what="upload")
+                wait_until(lambda: beats and beats[-1]["uplink"]["transfer"] == "ok", what="all-clear heartbeat")
+            finally:
+                running.stop()
+    finally:
+        watcher.loop_stop()
+    assert beats[0]["uplink"]["transfer"] == "critical"
+    assert beats[0]["uplink"]["oldest_age_days"] >= 31
+    assert {"backlog", "oldest_unuploaded", "disk_free_mb"} <= set(beats[0]["uplink"])
+    events = [(e["event"], e["log_level"]) for e in logs]
+    assert ("transfer_window_exceeded", "error") in events
+    assert ("transfer_window_ok", "info") in events
+
+
+def test_ingest_refuses_bad_messages_and_keeps_going(tmp_path, broker, store, ingest_factory):
+    config = uplink_config(tmp_path, broker.port)
+    ingest = ingest_factory(config)
+    sender = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sender.connect("127.0.0.1", broker.port)
+    sender.loop_start()
+    try:
+        for t, payload in [("alprd/car9/reads", b"\x1f\x8bgarbage"), ("alprd/car9/reads", b"[1, 2]"),
+                           ("alprd/car9/alerts", b"\xff\xfe not json")]:
+            sender.publish(t, payload, qos=1).wait_for_publish(5)
+    finally:
+        sender.loop_stop()
+    wait_until(lambda: ingest.db.count("refused") == 3, what="refusals recorded")
+    fill(store, 5)
+    running = Running(Uploader(config, store))
+    try:
+        wait_until(lambda: ingested(ingest) == 5, what="good batch after bad ones")
+    finally:
+        running.stop()
+    errors = [r[0] for r in ingest.db.conn.execute("select error from refused")]
+    assert any("gzip" in e for e in errors) and any("UTF-8 JSON" in e for e in errors)

@@ -14,7 +14,13 @@ from alprd.config import ConfigError, config_from_dict
 from alprd.store import Read
 from alprd.uplink.policy import DAY_S, backlog_severity, backoff_delay, batch_wait
 from alprd.uplink.wire import (
-    BATCH_SCHEMA, WireError, decode_batch, device_of, encode_batch, subscription, topic,
+    BATCH_SCHEMA,
+    WireError,
+    decode_batch,
+    device_of,
+    encode_batch,
+    subscription,
+    topic,
 )
 
 
