@@ -1,0 +1,151 @@
+"""Hotlist hits become alerts: stored first, then handed to whoever sends them.
+
+An alert row is complete when written: its ``payload`` column is the JSON the
+uplink publishes as-is (QoS 1, ahead of the read backlog) and its
+``published_at`` stays null until the broker acknowledges it. One alert is
+made per read, for its best match, with the other matches listed; a plate that
+alerted within ``alert_repeat_window_s`` does not alert again.
+Every alert says that the hit must be verified before any enforcement action.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from alprd.config import Config
+from alprd.hotlist.live import Hotlist, Match
+from alprd.log import get_logger
+from alprd.store import Read, Store, iso, parse_iso, utc_now
+
+VERIFY_INSTRUCTION = (
+    "UNVERIFIED HOTLIST HIT. Confirm the plate, state and record through NCIC/state systems "
+    "before any enforcement action. A hotlist match alone is not grounds to stop or act."
+)
+PAYLOAD_FORMAT = "alprd-alert/1"
+MAX_LISTED_MATCHES = 5
+ENTRY_FIELDS = ("pattern", "state", "category", "priority", "source", "case_number", "entered",
+                "expires", "note", "officer_entered")
+
+AlertListener = Callable[[dict[str, Any]], None]
+
+
+class Disposition(StrEnum):
+    CONFIRMED = "confirmed"
+    MISREAD = "misread"
+    NOT_ACTIONABLE = "not_actionable"
+    NO_ACTION = "no_action"
+
+
+def _describe(m: Match) -> dict[str, Any]:
+    e = {k: m.entry.get(k) for k in ENTRY_FIELDS}
+    e["officer_entered"] = bool(e["officer_entered"])
+    return {"kind": m.kind.label, **e}
+
+
+def build_alert(read: Read, matches: list[Match], hotlist_version: int, when: str | None = None) -> dict[str, Any]:
+    """The alert row for a read and its ranked matches (pure; ``payload`` is the message)."""
+    best = matches[0]
+    alert_id = str(uuid.uuid4())
+    gps = None
+    if read.lat is not None and read.lon is not None:
+        gps = {"lat": read.lat, "lon": read.lon, "speed_kmh": read.speed_kmh,
+               "heading_deg": read.heading_deg, "fix_ts": read.gps_fix_ts, "stale": read.gps_stale}
+    payload = {
+        "format": PAYLOAD_FORMAT,
+        "alert_id": alert_id,
+        "read_id": read.id,
+        "device_id": read.device_id,
+        "camera_id": read.camera_id,
+        "plate": read.plate,
+        "read_confidence": round(read.confidence, 3),
+        "seen_at": read.ts,
+        "alerted_at": when or utc_now(),
+        "match": _describe(best),
+        "other_matches": [_describe(m) for m in matches[1:MAX_LISTED_MATCHES]],
+        "hotlist_version": hotlist_version,
+        "gps": gps,
+        "crop_jpeg_b64": base64.b64encode(read.crop_jpeg).decode() if read.crop_jpeg else None,
+        "verify": VERIFY_INSTRUCTION,
+    }
+    e = best.entry
+    return {
+        "id": alert_id, "read_id": read.id, "plate": read.plate, "pattern": e["pattern"],
+        "match_kind": best.kind.label, "category": e["category"], "priority": e["priority"],
+        "case_number": e["case_number"], "note": e["note"], "ts": read.ts,
+        "payload": json.dumps(payload, separators=(",", ":")), "published_at": None,
+    }
+
+
+class Alerter:
+    """Read listener: match each committed read, store an alert, tell the listeners."""
+
+    def __init__(self, store: Store, hotlist: Hotlist, config: Config):
+        self.store = store
+        self.hotlist = hotlist
+        self.window_s = config.hotlist.alert_repeat_window_s
+        self.on_alert: list[AlertListener] = []  # e.g. the uplink's wake-up
+        self.alerts = 0
+        self.suppressed = 0
+        self.log = get_logger("alprd.hotlist.alerts")
+
+    def _recent(self, plate: str, pattern: str, ts: str) -> bool:
+        since = iso(parse_iso(ts) - timedelta(seconds=self.window_s))
+        return bool(self.store.query(
+            "select 1 from alerts where (plate = ? or pattern = ?) and ts >= ? limit 1",
+            [plate, pattern, since],
+        ))
+
+    def __call__(self, read: Read) -> dict[str, Any] | None:
+        matches = self.hotlist.match(read.plate)
+        if not matches:
+            return None
+        if self.window_s and self._recent(read.plate, matches[0].entry["pattern"], read.ts):
+            self.suppressed += 1
+            return None
+        row = build_alert(read, matches, self.hotlist.index.version)
+        with self.store.transaction() as db:
+            db["alerts"].insert(row)
+        self.alerts += 1
+        self.log.warning("hotlist_alert", alert_id=row["id"], plate=read.plate, kind=row["match_kind"],
+                         category=row["category"], priority=row["priority"])
+        for listener in self.on_alert:
+            try:
+                listener(row)
+            except Exception as err:  # noqa: BLE001 - the alert is stored; a listener bug must not lose it
+                self.log.error("alert_listener_failed", error=str(err))
+        return row
+
+    def status(self) -> dict[str, Any]:
+        return {"alerts": self.alerts, "suppressed_repeats": self.suppressed}
+
+
+def set_disposition(store: Store, alert_id: str, disposition: Disposition, by: str, note: str = "") -> bool:
+    """Record an officer's disposition of an alert; False if there is no such alert."""
+    with store.transaction() as db:
+        cur = db.conn.execute(
+            "update alerts set disposition = ?, disposition_by = ?, disposition_at = ?, disposition_note = ? "
+            "where id = ?", [disposition.value, by, utc_now(), note or None, alert_id],
+        )
+        return cur.rowcount == 1
+
+
+def list_alerts(store: Store, since: str | None = None, open_only: bool = False,
+                limit: int = 100) -> list[dict[str, Any]]:
+    """Newest alerts first, without payload (it holds the crop)."""
+    where, params = ["1 = 1"], []
+    if since:
+        where.append("ts >= ?")
+        params.append(since)
+    if open_only:
+        where.append("disposition is null")
+    return store.query(
+        "select id, read_id, plate, pattern, match_kind, category, priority, case_number, note, ts, "
+        "published_at, disposition, disposition_by, disposition_at, disposition_note from alerts "
+        f"where {' and '.join(where)} order by ts desc limit ?", [*params, limit],
+    )

@@ -1,0 +1,262 @@
+"""Hotlist entries and the rules a row must pass to become one. Pure logic.
+
+Rows come from an NCIC-style CSV extract, our JSON formats, a sync message or
+an officer at the keyboard; all go through :func:`make_entry`, so the policy
+rules live in one place:
+
+- the category must be configured and not denied (hotlists are not for minor
+  traffic offences);
+- a row carrying personal data (name, date of birth, SSN, race, sex) is refused
+  whole: alprd stores none, and guessing which part is safe to keep is not ours;
+- the plate pattern uses A-Z, 0-9 and the wildcards ``?`` and ``*``.
+
+A bad row is reported with where it was (``line 7``) and skipped; the others load.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from alprd.config import HotlistConfig
+from alprd.hotlist.match import is_wildcard
+
+MAX_PATTERN_LEN = 10
+MIN_WILDCARD_LITERALS = 3  # "*" alone would match every car on the road
+PRIORITY_RANGE = (1, 9)  # 1 = most urgent
+DEFAULT_PRIORITY = 5
+
+# Column names seen in NCIC extracts and vendor hotlists, folded by _fold().
+FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "pattern": ("pattern", "plate", "platenumber", "lic", "license", "licenseplate", "tag", "vrm"),
+    "state": ("state", "lis", "region", "platestate", "licensestate"),
+    "category": ("category", "file", "ncicfile", "hitcategory", "alerttype"),
+    "priority": ("priority", "pri"),
+    "source": ("source", "sourcelist", "list", "ori", "agency"),
+    "case_number": ("casenumber", "case", "cfs", "cfsnumber", "oca", "nic", "ncicnumber"),
+    "entered": ("entered", "dte", "entrydate", "dateentered"),
+    "expires": ("expires", "exp", "expiry", "expiration", "expirationdate", "expirydate"),
+    "note": ("note", "notes", "remarks", "mis", "comment"),
+}
+PERSONAL_FIELDS: dict[str, str] = {
+    **dict.fromkeys(("name", "nam", "firstname", "lastname", "fullname", "owner", "ownername"), "name"),
+    **dict.fromkeys(("dob", "dateofbirth", "birthdate"), "date of birth"),
+    **dict.fromkeys(("ssn", "soc", "socialsecuritynumber"), "SSN"),
+    **dict.fromkeys(("race", "rac", "ethnicity"), "race"),
+    **dict.fromkeys(("sex", "gender"), "sex"),
+}
+_FIELD_OF = {alias: name for name, aliases in FIELD_ALIASES.items() for alias in aliases}
+_PATTERN_CHARS = re.compile(r"^[A-Z0-9?*]+$")
+_SEPARATORS = re.compile(r"[\s\-.]")
+_DATE_FORMATS = ("%Y-%m-%d", "%Y%m%d", "%m/%d/%Y")
+
+
+class EntryError(ValueError):
+    """Why one row cannot be used, worded for the person fixing the file."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    pattern: str
+    category: str
+    state: str = ""
+    priority: int = DEFAULT_PRIORITY
+    source: str = ""
+    case_number: str = ""
+    entered: str = ""  # YYYY-MM-DD
+    expires: str = ""  # YYYY-MM-DD, empty = no expiry
+    note: str = ""
+    officer_entered: bool = False
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["officer_entered"] = int(self.officer_entered)
+        return row
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as our JSON format writes it (empty fields left out)."""
+        return {k: v for k, v in asdict(self).items() if v not in ("", False)}
+
+
+@dataclass
+class RowError:
+    where: str  # "line 7", "entry 3"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass
+class ParseResult:
+    entries: list[Entry] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+
+
+def _fold(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def normalize_category(text: str) -> str:
+    """'Stolen Vehicle' -> 'stolen_vehicle'."""
+    return re.sub(r"[^a-z0-9]+", "_", text.strip().lower()).strip("_")
+
+
+def normalize_pattern(text: str) -> str:
+    """Upper-case, drop spaces, dashes and dots; refuse anything else that is not a plate."""
+    p = _SEPARATORS.sub("", str(text).upper())
+    if not p:
+        raise EntryError("no plate (the plate/pattern column is empty)")
+    if not _PATTERN_CHARS.match(p):
+        raise EntryError(f"plate {text!r} has characters other than A-Z, 0-9, ? and *")
+    if len(p.replace("*", "")) > MAX_PATTERN_LEN:
+        raise EntryError(f"plate {text!r} is longer than {MAX_PATTERN_LEN} characters")
+    if is_wildcard(p) and len(p) - p.count("?") - p.count("*") < MIN_WILDCARD_LITERALS:
+        raise EntryError(f"partial plate {text!r} needs at least {MIN_WILDCARD_LITERALS} known characters")
+    return p
+
+
+def parse_date(text: str, what: str) -> str:
+    text = str(text).strip()
+    if not text:
+        return ""
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(text[:10] if fmt == "%Y-%m-%d" else text, fmt).date().isoformat()
+        except ValueError:
+            continue
+    raise EntryError(f"{what} date {text!r} not understood (write YYYY-MM-DD)")
+
+
+def check_category(text: str, cfg: HotlistConfig) -> str:
+    cat = normalize_category(text)
+    if not cat:
+        raise EntryError("no category (add a category column, or give --category)")
+    if cat in cfg.denied_categories:
+        raise EntryError(f"category {cat!r} is denied by policy ([hotlist] denied_categories): "
+                         "hotlists may not be used for minor traffic offences")
+    if cat not in cfg.categories:
+        raise EntryError(f"unknown category {cat!r} (configured: {', '.join(cfg.categories)}; "
+                         "add it to [hotlist] categories if it is allowed)")
+    return cat
+
+
+def today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+def make_entry(fields: Mapping[str, Any], cfg: HotlistConfig, defaults: Mapping[str, Any] | None = None,
+               officer_entered: bool = False) -> Entry:
+    """Validate one row whose keys may be any known alias; raises EntryError."""
+    values: dict[str, Any] = dict(defaults or {})
+    personal: list[str] = []
+    for key, value in fields.items():
+        if value is None or str(value).strip() == "":
+            continue
+        folded = _fold(str(key))
+        if folded in PERSONAL_FIELDS:
+            personal.append(PERSONAL_FIELDS[folded])
+        elif folded in _FIELD_OF:
+            values[_FIELD_OF[folded]] = value
+    if personal:
+        raise EntryError(f"row carries personal data ({', '.join(sorted(set(personal)))}); alprd stores "
+                         "no personal data: remove those columns from the extract and import again")
+    try:
+        priority = int(values.get("priority", DEFAULT_PRIORITY))
+    except (TypeError, ValueError):
+        raise EntryError(f"priority {values['priority']!r} is not a whole number") from None
+    lo, hi = PRIORITY_RANGE
+    if not lo <= priority <= hi:
+        raise EntryError(f"priority {priority} is outside {lo}..{hi} (1 = most urgent)")
+    return Entry(
+        pattern=normalize_pattern(values.get("pattern", "")),
+        category=check_category(str(values.get("category", "")), cfg),
+        state=_SEPARATORS.sub("", str(values.get("state", "")).upper())[:8],
+        priority=priority,
+        source=str(values.get("source", "")).strip(),
+        case_number=str(values.get("case_number", "")).strip(),
+        entered=parse_date(values.get("entered", ""), "entered") or today(),
+        expires=parse_date(values.get("expires", ""), "expiry"),
+        note=str(values.get("note", "")).strip(),
+        officer_entered=officer_entered,
+    )
+
+
+Row = Mapping[str, Any] | EntryError  # a row, or why the file's line could not become one
+
+
+def entries_from_rows(rows: Iterable[tuple[str, Any]], cfg: HotlistConfig,
+                      defaults: Mapping[str, Any] | None = None,
+                      result: ParseResult | None = None) -> ParseResult:
+    """Validate (where, row) pairs: good rows become entries, bad ones errors."""
+    result = result if result is not None else ParseResult()
+    for where, row in rows:
+        try:
+            if isinstance(row, EntryError):
+                raise row
+            if not isinstance(row, Mapping):
+                raise EntryError("not an object with named fields")
+            result.entries.append(make_entry(row, cfg, defaults))
+        except EntryError as err:
+            result.errors.append(RowError(where, str(err)))
+    return result
+
+
+def _csv_rows(text: str, result: ParseResult) -> Iterator[tuple[str, Row]]:
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    folded = [_fold(h) for h in header]
+    if not any(_FIELD_OF.get(f) == "pattern" for f in folded):
+        raise EntryError(f"no plate column in the header {header} "
+                         f"(expected one of: {', '.join(FIELD_ALIASES['pattern'])})")
+    result.ignored_columns = [h for h, f in zip(header, folded, strict=True)
+                              if f not in _FIELD_OF and f not in PERSONAL_FIELDS]
+    for row in reader:
+        where = f"line {reader.line_num}"
+        if None in row or None in row.values():
+            yield where, EntryError(f"wrong number of fields (the header has {len(header)})")
+        else:
+            yield where, row
+
+
+def _json_rows(text: str) -> Iterator[tuple[str, Row]]:
+    """A document {"format", "version", "entries": [...]} or a list, else JSON Lines."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict) and "entries" in doc:
+        doc = doc["entries"]
+    if isinstance(doc, list):
+        yield from ((f"entry {i}", row) for i, row in enumerate(doc, 1))
+        return
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            yield f"line {n}", EntryError(f"not valid JSON ({err.msg})")
+            continue
+        if isinstance(row, dict) and "format" in row and not ({"pattern", "plate"} & set(row)):
+            continue  # the header line
+        yield f"line {n}", row
+
+
+def parse_file_text(text: str, kind: str, cfg: HotlistConfig,
+                    defaults: Mapping[str, Any] | None = None) -> ParseResult:
+    """Parse a CSV (``kind='csv'``) or JSON hotlist file; raises EntryError if unusable as a whole."""
+    result = ParseResult()
+    rows = _csv_rows(text, result) if kind == "csv" else _json_rows(text)
+    return entries_from_rows(rows, cfg, defaults, result)
+
+
+def expired(entry_expires: str, on: date | None = None) -> bool:
+    return bool(entry_expires) and entry_expires < (on or datetime.now(UTC).date()).isoformat()

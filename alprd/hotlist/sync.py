@@ -1,0 +1,232 @@
+"""Hotlist sync from the department over MQTT, signed with a shared key.
+
+Wire format (one MQTT message, QoS 1)::
+
+    payload = hex(HMAC-SHA256(sync_key, body)) + "\\n" + body
+
+``body`` is UTF-8 JSON: ``{"format": "alprd-hotlist/1", "type": "snapshot",
+"version": N, "issued_at": ISO, "entries": [...]}`` for a whole list (published
+retained on ``<topic_prefix>/hotlist/snapshot``), or ``{"format": ..., "type":
+"delta", "version": N, "base_version": M, "add": [...], "remove": [pattern, ...]}``
+on ``<topic_prefix>/hotlist/delta``. Entries use the import's JSON fields.
+
+A list is applied only if the signature verifies, its version is newer than
+the list in use, and (a delta) it continues from exactly that list; anything
+else is refused and logged, and the list in use stays. Bad rows inside a
+verified list are skipped and logged like an import's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+
+from alprd.audit import AccessLog
+from alprd.config import Config, HotlistConfig, UplinkConfig
+from alprd.hotlist import repository
+from alprd.hotlist.entries import Entry, EntryError, RowError, entries_from_rows, normalize_pattern
+from alprd.log import get_logger
+from alprd.store import Store, utc_now
+from alprd.uplink.client import connect_options, make_client
+
+FORMAT = "alprd-hotlist/1"
+SESSION_EXPIRY_S = 7 * 24 * 3600  # deltas queue at the broker for a week while a car is away
+QUEUE_SIZE = 4  # lists waiting to be applied; each can be large, the newest retained one recovers
+
+
+class SyncRefused(ValueError):
+    """Why a received list was not applied (logged; the list in use stays)."""
+
+
+def topics(cfg: UplinkConfig) -> tuple[str, str]:
+    """(snapshot topic, delta topic)."""
+    return f"{cfg.topic_prefix}/hotlist/snapshot", f"{cfg.topic_prefix}/hotlist/delta"
+
+
+def _mac(key: str, body: bytes) -> str:
+    return hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+
+
+def sign(body: bytes, key: str) -> bytes:
+    if not key:
+        raise SyncRefused("no [hotlist] sync_key configured: set the key shared with the units")
+    return _mac(key, body).encode() + b"\n" + body
+
+
+def verify(payload: bytes, key: str) -> bytes:
+    """The body of a correctly signed message; raises SyncRefused otherwise."""
+    if not key:
+        raise SyncRefused("no [hotlist] sync_key configured, so no list can be verified")
+    sig, sep, body = payload.partition(b"\n")
+    if not sep or not hmac.compare_digest(sig.strip(), _mac(key, body).encode()):
+        raise SyncRefused("signature does not verify (wrong [hotlist] sync_key, or the list was altered)")
+    return body
+
+
+def snapshot_body(entries: Iterable[Entry], version: int) -> bytes:
+    return json.dumps({"format": FORMAT, "type": "snapshot", "version": version, "issued_at": utc_now(),
+                       "entries": [e.to_json() for e in entries]}, separators=(",", ":")).encode()
+
+
+def delta_body(add: Iterable[Entry], remove: Iterable[str], version: int, base_version: int) -> bytes:
+    return json.dumps({"format": FORMAT, "type": "delta", "version": version, "base_version": base_version,
+                       "issued_at": utc_now(), "add": [e.to_json() for e in add],
+                       "remove": list(remove)}, separators=(",", ":")).encode()
+
+
+@dataclass
+class SyncOutcome:
+    kind: str
+    version: int
+    loaded: int
+    removed: int
+    rejected: list[str]
+
+
+def _parse(body: bytes) -> dict:
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SyncRefused(f"signed list is not valid JSON ({err})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("type") not in ("snapshot", "delta"):
+        raise SyncRefused(f"not an {FORMAT} snapshot or delta")
+    if not isinstance(doc.get("version"), int):
+        raise SyncRefused("list has no integer version")
+    return doc
+
+
+def apply_message(store: Store, cfg: HotlistConfig, payload: bytes, source: str) -> SyncOutcome:
+    """Verify and apply one sync message; raises SyncRefused with the reason."""
+    doc = _parse(verify(payload, cfg.sync_key))
+    version, current = doc["version"], repository.meta(store).version
+    if version <= current:
+        raise SyncRefused(f"version {version} is not newer than the list in use (version {current})")
+    if doc["type"] == "snapshot":
+        parsed = entries_from_rows(((f"entry {i}", r) for i, r in enumerate(doc.get("entries") or [], 1)), cfg)
+        n = repository.replace_department_list(store, parsed.entries, source, version)
+        return SyncOutcome("snapshot", version, n, 0, [str(e) for e in parsed.errors])
+    if doc.get("base_version") != current:
+        raise SyncRefused(f"delta to version {version} continues version {doc.get('base_version')}, but the "
+                          f"list in use is version {current}: waiting for a snapshot")
+    parsed = entries_from_rows(((f"add {i}", r) for i, r in enumerate(doc.get("add") or [], 1)), cfg)
+    remove = []
+    for i, p in enumerate(doc.get("remove") or [], 1):
+        try:
+            remove.append(normalize_pattern(p))
+        except EntryError as err:
+            parsed.errors.append(RowError(f"remove {i}", str(err)))
+    added, removed = repository.apply_delta(store, parsed.entries, remove, version, source)
+    return SyncOutcome("delta", version, added, removed, [str(e) for e in parsed.errors])
+
+
+class HotlistSync:
+    """Daemon service: receive lists from the broker and apply them, one at a time."""
+
+    def __init__(self, config: Config, store: Store, on_change: Callable[[], object] | None = None):
+        self.config = config
+        self.store = store
+        self.on_change = on_change  # e.g. Hotlist.reload, so the new list is used at once
+        self.accepted = 0
+        self.refused = 0
+        self.dropped = 0
+        self.connected = False
+        self.log = get_logger("alprd.hotlist.sync")
+        self._queue: asyncio.Queue[tuple[str, bytes]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _offer(self, item: tuple[str, bytes]) -> None:
+        assert self._queue is not None
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
+            self.log.warning("hotlist_sync_backlog", action="oldest waiting list dropped")
+        self._queue.put_nowait(item)
+
+    def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:
+        self.connected = not reason_code.is_failure
+        if self.connected:
+            client.subscribe([(t, 1) for t in topics(self.config.uplink)])
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected = False
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._offer, (msg.topic, bytes(msg.payload)))
+
+    def handle(self, topic: str, payload: bytes) -> SyncOutcome | None:
+        """Apply one message (blocking; run off the event loop); None if refused."""
+        audit = AccessLog(self.store)
+        try:
+            out = apply_message(self.store, self.config.hotlist, payload, f"sync:{topic}")
+        except SyncRefused as err:
+            self.refused += 1
+            self.log.warning("hotlist_sync_refused", topic=topic, reason=str(err))
+            audit.record(None, "hotlist.sync_refused", {"topic": topic}, reason=str(err))
+            return None
+        self.accepted += 1
+        self.log.info("hotlist_sync_applied", topic=topic, kind=out.kind, version=out.version,
+                      loaded=out.loaded, removed=out.removed, rejected_rows=len(out.rejected))
+        for problem in out.rejected[:20]:
+            self.log.warning("hotlist_sync_row_rejected", problem=problem)
+        audit.record(None, "hotlist.sync", {"topic": topic, "kind": out.kind, "version": out.version,
+                                            "rejected": len(out.rejected)}, records=out.loaded + out.removed)
+        if self.on_change:
+            self.on_change()
+        return out
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue(maxsize=QUEUE_SIZE)
+        up = self.config.uplink
+        client = make_client(up, f"{self.config.device.id}-hotlist")
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.connect_async(**connect_options(up, clean_start=False, session_expiry_s=SESSION_EXPIRY_S))
+        client.loop_start()
+        try:
+            while not stop.is_set():
+                getter = asyncio.ensure_future(self._queue.get())
+                stopper = asyncio.ensure_future(stop.wait())
+                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                if getter not in done:
+                    getter.cancel()
+                    break
+                topic, payload = getter.result()
+                try:
+                    await asyncio.to_thread(self.handle, topic, payload)
+                except Exception as err:  # noqa: BLE001 - disk or database trouble: keep the daemon and the old list
+                    self.log.error("hotlist_sync_failed", topic=topic, error=str(err))
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    def status(self) -> dict[str, int | bool]:
+        return {"connected": self.connected, "accepted": self.accepted, "refused": self.refused,
+                "dropped": self.dropped}
+
+
+def publish(config: Config, body: bytes, delta: bool, timeout_s: float = 30.0) -> None:
+    """Sign and publish one list (the department side); raises on failure."""
+    up = config.uplink
+    payload = sign(body, config.hotlist.sync_key)
+    snapshot_topic, delta_topic = topics(up)
+    client = make_client(up, f"{config.device.id}-hotlist-publish")
+    client.connect(**connect_options(up))
+    client.loop_start()
+    try:
+        info = client.publish(delta_topic if delta else snapshot_topic, payload, qos=1, retain=not delta)
+        info.wait_for_publish(timeout_s)
+        if not info.is_published():
+            raise TimeoutError(f"broker {up.host}:{up.port} did not acknowledge the list in {timeout_s:g} s")
+    finally:
+        client.disconnect()
+        client.loop_stop()

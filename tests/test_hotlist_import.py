@@ -1,0 +1,152 @@
+"""Hotlist rows and files: policy checks, bad rows skipped with their line, atomic swaps."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from alprd.config import HotlistConfig
+from alprd.hotlist import repository
+from alprd.hotlist.entries import Entry, EntryError, make_entry, parse_file_text
+from alprd.hotlist.live import Hotlist
+
+CFG = HotlistConfig()
+
+NCIC_CSV = """LIC,LIS,FILE,OCA,DTE,EXP,MIS,VIN
+ABC123,CO,Stolen Vehicle,CASE-1,20260101,,blue sedan,1HGCM82633A004352
+AB?12*,CO,Felony Vehicle,CASE-2,2026-02-01,2099-01-01,partial plate from robbery,
+XYZ 789,WY,Parking,CASE-3,20260101,,,
+BAD$$1,CO,Stolen Vehicle,CASE-4,20260101,,,
+QRS456,CO,Stolen Vehicle,CASE-5,20260101
+DEF456,CO,Wanted Person,CASE-6,20260101,,,
+"""
+
+
+def test_ncic_csv_loads_good_rows_and_names_bad_lines():
+    result = parse_file_text(NCIC_CSV, "csv", CFG)
+    assert [e.pattern for e in result.entries] == ["ABC123", "AB?12*", "DEF456"]
+    first = result.entries[0]
+    assert (first.state, first.category, first.case_number, first.entered, first.note) == (
+        "CO", "stolen_vehicle", "CASE-1", "2026-01-01", "blue sedan")
+    errors = {e.where: e.message for e in result.errors}
+    assert set(errors) == {"line 4", "line 5", "line 6"}
+    assert "denied by policy" in errors["line 4"]
+    assert "characters other than" in errors["line 5"]
+    assert "wrong number of fields" in errors["line 6"]
+    assert result.ignored_columns == ["VIN"]
+
+
+def test_rows_with_personal_data_are_refused_and_nothing_else_is_lost():
+    text = ("plate,category,name,dob,sex\n"
+            "AAA111,stolen_vehicle,,,\n"
+            "BBB222,wanted_person,John Doe,1980-01-01,M\n"
+            "CCC333,stolen_plate,,,\n")
+    result = parse_file_text(text, "csv", CFG)
+    assert [e.pattern for e in result.entries] == ["AAA111", "CCC333"]
+    (err,) = result.errors
+    assert err.where == "line 3"
+    assert "personal data (date of birth, name, sex)" in err.message
+
+
+def test_json_lines_and_documents():
+    lines = ('{"format": "alprd-hotlist/1"}\n'
+             '{"pattern": "ABC123", "category": "bolo", "priority": 2}\n'
+             'not json\n'
+             '{"pattern": "DEF456", "category": "unknown_kind"}\n')
+    result = parse_file_text(lines, "json", CFG)
+    assert [(e.pattern, e.priority) for e in result.entries] == [("ABC123", 2)]
+    assert [str(e).split(":")[0] for e in result.errors] == ["line 3", "line 4"]
+    doc = '{"format": "alprd-hotlist/1", "entries": [{"plate": "abc-123", "category": "BOLO"}, 5]}'
+    result = parse_file_text(doc, "json", CFG)
+    assert [e.pattern for e in result.entries] == ["ABC123"]
+    assert result.errors[0].where == "entry 2"
+
+
+def test_a_file_without_a_plate_column_is_refused_as_a_whole():
+    with pytest.raises(EntryError, match="no plate column"):
+        parse_file_text("make,model\nFord,Focus\n", "csv", CFG)
+
+
+@pytest.mark.parametrize("row, problem", [
+    ({"plate": "*1", "category": "bolo"}, "at least 3 known characters"),
+    ({"plate": "ABC123", "category": "bolo", "priority": "11"}, "outside 1..9"),
+    ({"plate": "ABC123", "category": "bolo", "expires": "next week"}, "expiry date"),
+    ({"plate": "", "category": "bolo"}, "no plate"),
+])
+def test_bad_rows_say_what_is_wrong(row, problem):
+    with pytest.raises(EntryError, match=problem):
+        make_entry(row, CFG)
+
+
+def test_denied_categories_come_from_the_config():
+    cfg = HotlistConfig(denied_categories=("bolo",))
+    with pytest.raises(EntryError, match="denied by policy"):
+        make_entry({"plate": "ABC123", "category": "BOLO"}, cfg)
+
+
+def test_department_list_swap_keeps_officer_entries_and_bumps_revision(store):
+    officer = Entry("OFF111", "bolo", officer_entered=True)
+    repository.add_officer_entry(store, officer)
+    repository.replace_department_list(store, [Entry("ABC123", "stolen_vehicle")], "test", version=3)
+    repository.replace_department_list(store, [Entry("NEW999", "stolen_plate")], "test")
+    pats = {r["pattern"] for r in repository.list_entries(store, officer_only=False)}
+    assert pats == {"OFF111", "NEW999"}
+    m = repository.meta(store)
+    assert (m.version, m.revision) == (3, 3)
+    assert repository.remove_officer_entries(store, "OFF111") == 1
+    assert repository.remove_officer_entries(store, "NEW999") == 0  # department entries are not officers' to remove
+
+
+def test_expired_entries_never_match(store):
+    repository.replace_department_list(store, [Entry("OLD111", "bolo", expires="2000-01-01"),
+                                               Entry("NOW222", "bolo", expires="2999-01-01")], "test")
+    hot = Hotlist(store, CFG)
+    hot.reload()
+    assert hot.match("OLD111") == []
+    assert [m.entry["pattern"] for m in hot.match("NOW222")] == ["NOW222"]
+
+
+def test_swap_under_concurrent_reads_never_shows_half_a_list(store, tmp_path):
+    """Readers in memory and in SQLite see list A or list B whole while swaps run."""
+    size = 200
+    lists = {name: [Entry("SAME111", "bolo", source=name, case_number=str(i)) for i in range(size)]
+                    + [Entry(f"{name}{i:04d}", "bolo", source=name) for i in range(size)]
+             for name in ("AAA", "BBB")}
+    repository.replace_department_list(store, lists["AAA"], "AAA")
+    hot = Hotlist(store, CFG)
+    hot.reload()
+    stop = threading.Event()
+    problems: list[str] = []
+
+    def match_reader():
+        while not stop.is_set():
+            index = hot.index
+            own = {p[:3] for p in index.patterns if p != "SAME111"}
+            if len(own) != 1 or len(index) != size + 1:
+                problems.append(f"index mixes lists: {own}, {len(index)} patterns")
+
+    def sql_reader():
+        conn = sqlite3.connect(store.path)
+        while not stop.is_set():
+            counts = dict(conn.execute("select source, count(*) from hotlist group by source").fetchall())
+            if len(counts) != 1 or set(counts.values()) != {2 * size}:
+                problems.append(f"table mixes lists: {counts}")
+        conn.close()
+
+    readers = [threading.Thread(target=match_reader), threading.Thread(target=sql_reader)]
+    for t in readers:
+        t.start()
+    try:
+        for i in range(12):
+            name = "BBB" if i % 2 == 0 else "AAA"
+            repository.replace_department_list(store, lists[name], name)
+            assert hot.reload()
+            matches = hot.match("SAME111")
+            assert len(matches) == size and {m.entry["source"] for m in matches} == {name}
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+    assert problems == []

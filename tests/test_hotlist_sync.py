@@ -1,0 +1,131 @@
+"""Signed hotlist sync: only verified, newer lists are applied; through a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from conftest import make_config
+
+from alprd.audit import AccessLog
+from alprd.cli import main
+from alprd.hotlist import repository
+from alprd.hotlist.entries import Entry
+from alprd.hotlist.live import Hotlist
+from alprd.hotlist.sync import (
+    HotlistSync,
+    SyncRefused,
+    apply_message,
+    delta_body,
+    publish,
+    sign,
+    snapshot_body,
+)
+
+KEY = "k" * 32
+LIST = [Entry("ABC123", "stolen_vehicle", case_number="C-1"), Entry("DEF456", "wanted_person")]
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    return make_config(tmp_path, hotlist={"sync_key": KEY}).hotlist
+
+
+def patterns(store) -> set[str]:
+    return {r["pattern"] for r in repository.list_entries(store, officer_only=False)}
+
+
+def test_signed_newer_snapshot_and_delta_apply(store, cfg):
+    out = apply_message(store, cfg, sign(snapshot_body(LIST, 5), KEY), "test")
+    assert (out.kind, out.loaded) == ("snapshot", 2)
+    out = apply_message(store, cfg, sign(delta_body([Entry("NEW777", "bolo")], ["DEF456"], 6, 5), KEY), "test")
+    assert (out.loaded, out.removed) == (1, 1)
+    assert patterns(store) == {"ABC123", "NEW777"}
+    assert repository.meta(store).version == 6
+
+
+@pytest.mark.parametrize("payload, reason", [
+    (sign(snapshot_body(LIST, 9), "w" * 32), "signature does not verify"),
+    (sign(snapshot_body(LIST, 9), KEY).replace(b"ABC123", b"ABC124"), "signature does not verify"),
+    (snapshot_body(LIST, 9), "signature does not verify"),
+    (sign(snapshot_body(LIST, 3), KEY), "not newer"),
+    (sign(snapshot_body(LIST, 5), KEY), "not newer"),
+    (sign(delta_body(LIST, [], 9, 4), KEY), "waiting for a snapshot"),
+    (sign(b'{"format": "other"}', KEY), "not an alprd-hotlist/1"),
+])
+def test_bad_signature_old_version_or_gap_is_refused_and_list_stays(store, cfg, payload, reason):
+    apply_message(store, cfg, sign(snapshot_body([Entry("KEEP11", "bolo")], 5), KEY), "test")
+    with pytest.raises(SyncRefused, match=reason):
+        apply_message(store, cfg, payload, "test")
+    assert patterns(store) == {"KEEP11"} and repository.meta(store).version == 5
+
+
+def test_without_a_key_nothing_is_accepted(store, tmp_path):
+    with pytest.raises(SyncRefused, match="no \\[hotlist\\] sync_key"):
+        apply_message(store, make_config(tmp_path).hotlist, sign(snapshot_body(LIST, 1), KEY), "test")
+
+
+def test_bad_rows_in_a_verified_list_are_skipped(store, cfg):
+    body = snapshot_body(LIST, 2).replace(b'"wanted_person"', b'"parking"')
+    out = apply_message(store, cfg, sign(body, KEY), "test")
+    assert out.loaded == 1 and "entry 2" in out.rejected[0] and "denied" in out.rejected[0]
+
+
+async def _until(check, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def test_sync_through_the_broker(broker, store, tmp_path):
+    config = make_config(tmp_path, hotlist={"sync_key": KEY},
+                         uplink={"enabled": True, "host": "127.0.0.1", "port": broker.port})
+    hot = Hotlist(store, config.hotlist)
+    sync = HotlistSync(config, store, on_change=hot.reload)
+    forged = config.model_copy(update={"hotlist": config.hotlist.model_copy(update={"sync_key": "x" * 32})})
+
+    async def scenario():
+        stop = asyncio.Event()
+        task = asyncio.create_task(sync.run(stop))
+        await _until(lambda: sync.connected)
+        await asyncio.to_thread(publish, config, snapshot_body(LIST, 3), False)
+        await _until(lambda: sync.accepted == 1)
+        assert [m.entry["pattern"] for m in hot.match("ABC123")] == ["ABC123"]
+        await asyncio.to_thread(publish, forged, snapshot_body([Entry("EVIL11", "bolo")], 99), False)
+        await asyncio.to_thread(publish, config, delta_body([Entry("OLD111", "bolo")], [], 2, 1), True)
+        await _until(lambda: sync.refused == 2)
+        await asyncio.to_thread(publish, config, delta_body([Entry("NEW777", "bolo")], ["ABC123"], 4, 3), True)
+        await _until(lambda: sync.accepted == 2)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
+    assert patterns(store) == {"DEF456", "NEW777"}
+    assert hot.match("ABC123") == [] and hot.match("NEW777")
+    actions = [r.action for r in AccessLog(store).show()]
+    assert actions.count("hotlist.sync") == 2 and actions.count("hotlist.sync_refused") == 2
+
+
+def test_publish_command_reaches_a_unit_that_was_offline(broker, store, tmp_path):
+    """The snapshot is retained: a unit that subscribes later still gets it."""
+    toml = tmp_path / "server.toml"
+    toml.write_text(f'[hotlist]\nsync_key = "{KEY}"\n[uplink]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+                    f'[store]\nstate_dir = "{tmp_path}"\n')
+    src = tmp_path / "list.csv"
+    src.write_text("plate,category\nABC123,stolen_vehicle\nXYZ,parking\n")
+    assert main(["-c", str(toml), "hotlist", "publish", str(src), "--version", "8"]) == 0
+    config = make_config(tmp_path, hotlist={"sync_key": KEY},
+                         uplink={"enabled": True, "host": "127.0.0.1", "port": broker.port})
+    sync = HotlistSync(config, store)
+
+    async def scenario():
+        stop = asyncio.Event()
+        task = asyncio.create_task(sync.run(stop))
+        await _until(lambda: sync.accepted == 1)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
+    assert patterns(store) == {"ABC123"} and repository.meta(store).version == 8
