@@ -10,6 +10,7 @@ Secrets may come from the environment: any string value written as
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -123,10 +124,31 @@ class StatusConfig(Section):
 class HotlistConfig(Section):
     """Hotlist matching, sync and alerting."""
 
+    categories: tuple[str, ...] = (
+        "stolen_vehicle", "stolen_plate", "wanted_person", "missing_person", "amber_alert",
+        "bolo", "felony_vehicle",
+    )
     denied_categories: tuple[str, ...] = ("traffic_misdemeanor", "parking")
     alert_repeat_window_s: float = Field(default=300.0, ge=0)
     stale_after_h: float = Field(default=24.0, gt=0)
     sync_key: str = Field(default="", description="HMAC-SHA256 key; use env:NAME")
+    check_interval_s: float = Field(default=5.0, gt=0, le=3600, description="reload the list when changed")
+
+    @field_validator("categories", "denied_categories")
+    @classmethod
+    def _category_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if not re.fullmatch(r"[a-z0-9_]+", name):
+                raise ValueError(f"category {name!r}: use lower-case letters, digits and _ (e.g. stolen_vehicle)")
+        return names
+
+    @field_validator("sync_key")
+    @classmethod
+    def _key_strength(cls, key: str) -> str:
+        if key and len(key) < 16:
+            raise ValueError("sync_key is too short: use at least 32 random characters "
+                             "(e.g. `openssl rand -hex 32`)")
+        return key
 
 
 class UplinkConfig(Section):

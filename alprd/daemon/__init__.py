@@ -265,6 +265,7 @@ def build_daemon(
     from alprd.daemon.status import attach_status
     from alprd.gps import FixedPosition
     from alprd.gps.serial_reader import SerialGps
+    from alprd.hotlist.service import attach_hotlist
     from alprd.vision import load_reader
 
     store = store or Store(config.store.path)
@@ -280,5 +281,6 @@ def build_daemon(
     if isinstance(source, Reconnecting):
         daemon.status_providers["camera"] = source.status
         daemon.services.append(source.interrupt_on_stop)
+    attach_hotlist(daemon, config, store)
     attach_status(daemon)
     return daemon
