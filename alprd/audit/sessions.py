@@ -28,7 +28,7 @@ class Sessions:
 
     def issue(self, username: str) -> tuple[str, str]:
         """A new token and its expiry (UTC ISO); expired sessions are dropped on the way."""
-        token = secrets.token_urlsafe(32)
+        token = "alprd_" + secrets.token_urlsafe(32)  # a prefix: never read as an option, easy to spot
         now = self.clock()
         expires = iso(now + timedelta(minutes=self.policy.session_minutes))
         with self.store.transaction() as db:

@@ -266,6 +266,7 @@ def build_daemon(
     from alprd.gps import FixedPosition
     from alprd.gps.serial_reader import SerialGps
     from alprd.hotlist.service import attach_hotlist
+    from alprd.policy.retention import purge_service
     from alprd.vision import load_reader
 
     store = store or Store(config.store.path)
@@ -282,5 +283,6 @@ def build_daemon(
         daemon.status_providers["camera"] = source.status
         daemon.services.append(source.interrupt_on_stop)
     attach_hotlist(daemon, config, store)
+    daemon.services.append(purge_service(store, config.policy))  # retention, daily
     attach_status(daemon)
     return daemon

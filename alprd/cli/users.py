@@ -1,0 +1,239 @@
+"""Commands for accounts and the access log: users, login, logout, audit.
+
+Also the few helpers every data command shares (opening the store, turning a
+refusal into a message and exit code, reading times from the command line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, date, datetime, timedelta
+from functools import wraps
+
+from alprd.audit import (
+    ADMIN_ROLES,
+    AUDIT_ROLES,
+    AccessLog,
+    AuthError,
+    Role,
+    Sessions,
+    Users,
+    add_auth_args,
+    authorize,
+    login_user,
+)
+from alprd.audit.accesslog import format_record
+from alprd.audit.users import may_bootstrap
+from alprd.config import Config
+from alprd.store import Store, StoreError, iso
+
+EXIT_REFUSED = 3
+Handler = Callable[[argparse.Namespace, Config], int]
+
+
+def guarded(handler: Callable[[argparse.Namespace, Config, Store], int]) -> Handler:
+    """Open the store for a handler; refusals and bad input become a message and an exit code."""
+
+    @wraps(handler)
+    def run(args: argparse.Namespace, config: Config) -> int:
+        try:
+            store = Store(config.store.path)
+        except StoreError as err:
+            print(f"alprd: {err}", file=sys.stderr)
+            return 1
+        try:
+            return handler(args, config, store)
+        except AuthError as err:
+            print(f"alprd: refused: {err}", file=sys.stderr)
+            return EXIT_REFUSED
+        except ValueError as err:
+            print(f"alprd: {err}", file=sys.stderr)
+            return 2
+        finally:
+            store.close()
+
+    return run
+
+
+def parse_time(text: str | None, end: bool = False) -> str | None:
+    """``YYYY-MM-DD`` or ISO date-time (UTC if no zone) to the database's time text.
+
+    A bare date given as an end means the end of that day (the range includes it).
+    """
+    if not text:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return iso(start + timedelta(days=1) if end else start)
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"time {text!r} not understood: write YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)") from None
+    return iso(when if when.tzinfo else when.replace(tzinfo=UTC))
+
+
+def _new_password(username: str) -> str:
+    password = os.environ.get("ALPRD_NEW_PASSWORD")  # scripted tests only
+    if password is not None:
+        return password
+    if not sys.stdin.isatty():
+        raise AuthError("no new password: run in a terminal to type it")
+    first = getpass.getpass(f"new password for {username}: ")
+    if getpass.getpass("again: ") != first:
+        raise AuthError("the two passwords differ; nothing changed")
+    return first
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("users", help="user accounts (administrators)")
+    usub = p.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    a = usub.add_parser("add", help="create an account")
+    a.add_argument("username")
+    a.add_argument("--role", required=True, choices=[r.value for r in Role])
+    a.add_argument("--trained-on", metavar="YYYY-MM-DD", help="training completed (required before data use)")
+    a.add_argument("--bootstrap", action="store_true", help="create the first administrator (no user exists yet)")
+    a.add_argument("--root-recovery", action="store_true",
+                   help="with --bootstrap: root on the unit creates an account although users exist")
+    add_auth_args(a, purpose=False)
+    a.set_defaults(func=cmd_users_add)
+    for name, helptext in (("disable", "disable an account (ends its sessions)"), ("enable", "re-enable an account"),
+                           ("passwd", "set a new password (also lifts a lockout)")):
+        c = usub.add_parser(name, help=helptext)
+        c.add_argument("username")
+        add_auth_args(c, purpose=False)
+        c.set_defaults(func=cmd_users_change, change=name)
+    t = usub.add_parser("train", help="record the date a user completed training")
+    t.add_argument("username")
+    t.add_argument("--on", required=True, metavar="YYYY-MM-DD")
+    add_auth_args(t, purpose=False)
+    t.set_defaults(func=cmd_users_change, change="train")
+    ls = usub.add_parser("list", help="list accounts")
+    ls.add_argument("--json", action="store_true")
+    add_auth_args(ls, purpose=False)
+    ls.set_defaults(func=cmd_users_list)
+
+    p = sub.add_parser("login", help="log in and print a session token for --token / $ALPRD_TOKEN")
+    add_auth_args(p, purpose=False)
+    p.set_defaults(func=cmd_login)
+    p = sub.add_parser("logout", help="revoke a session token")
+    add_auth_args(p, purpose=False)
+    p.set_defaults(func=cmd_logout)
+
+    p = sub.add_parser("audit", help="the access log (auditors, supervisors, administrators)")
+    asub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    v = asub.add_parser("verify", help="check the hash chain; names edited, deleted or reordered records")
+    add_auth_args(v, purpose=False)
+    v.set_defaults(func=cmd_audit_verify)
+    s = asub.add_parser("show", help="list access records")
+    s.add_argument("--by", dest="by_user", metavar="USER", help="only this user's records")
+    s.add_argument("--since", help="from this UTC date/time")
+    s.add_argument("--until", help="up to this UTC date/time (a date includes that day)")
+    s.add_argument("--action", help="action, glob allowed (search, export*, login.failed)")
+    s.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_auth_args(s, purpose=False)
+    s.set_defaults(func=cmd_audit_show)
+
+
+@guarded
+def cmd_users_add(args: argparse.Namespace, config: Config, store: Store) -> int:
+    users = Users(store, config.policy)
+    by = None
+    if args.bootstrap:
+        if not may_bootstrap(users.count(), os.geteuid() == 0, args.root_recovery):
+            raise AuthError("users exist already: an administrator adds accounts "
+                            "(root on the unit may add --root-recovery)")
+        if args.role != Role.ADMINISTRATOR:
+            raise AuthError("--bootstrap creates an administrator: use --role administrator")
+        by = "root" if args.root_recovery else None
+    else:
+        by = authorize(args, store, config, "user.add", roles=ADMIN_ROLES).username
+    user = users.add(args.username, args.role, _new_password(args.username), args.trained_on, by=by)
+    trained = user.trained_on or "NOT TRAINED (may not use data until `alprd users train`)"
+    print(f"user {user.username} added: {user.role.value}, training {trained}")
+    return 0
+
+
+@guarded
+def cmd_users_change(args: argparse.Namespace, config: Config, store: Store) -> int:
+    users = Users(store, config.policy)
+    if args.change == "passwd" and (args.user or "") == args.username and not args.token:
+        by = login_user(args, store, config).username  # anyone may change their own password
+    else:
+        by = authorize(args, store, config, f"user.{args.change}", roles=ADMIN_ROLES).username
+    users.require(args.username)
+    if args.change == "passwd":
+        users.set_password(args.username, _new_password(args.username), by=by)
+    elif args.change == "train":
+        users.set_trained(args.username, args.on, by=by)
+    else:
+        users.set_disabled(args.username, args.change == "disable", by=by)
+    print(f"user {args.username}: {args.change} done")
+    return 0
+
+
+@guarded
+def cmd_users_list(args: argparse.Namespace, config: Config, store: Store) -> int:
+    access = authorize(args, store, config, "user.list", roles=ADMIN_ROLES + (Role.AUDITOR,))
+    users = Users(store, config.policy).list()
+    access.record("", records=len(users))
+    for u in users:
+        if args.json:
+            print(json.dumps(asdict(u)))
+            continue
+        state = "disabled" if u.disabled else ("locked" if u.locked_until else "active")
+        print(f"{u.username:<16} {u.role.value:<14} trained {u.trained_on or 'NO':<10}  {state}")
+    return 0
+
+
+@guarded
+def cmd_login(args: argparse.Namespace, config: Config, store: Store) -> int:
+    user = login_user(args, store, config)
+    token, expires = Sessions(store, config.policy).issue(user.username)
+    print(token)
+    print(f"session for {user.username} until {expires[:16]}Z; use --token or export ALPRD_TOKEN=...",
+          file=sys.stderr)
+    return 0
+
+
+@guarded
+def cmd_logout(args: argparse.Namespace, config: Config, store: Store) -> int:
+    token = args.token or os.environ.get("ALPRD_TOKEN")
+    if not token:
+        raise AuthError("logout needs --token (or $ALPRD_TOKEN)")
+    user = login_user(args, store, config)
+    Sessions(store, config.policy).revoke(token)
+    AccessLog(store).record(user.username, "logout")
+    print("logged out")
+    return 0
+
+
+@guarded
+def cmd_audit_verify(args: argparse.Namespace, config: Config, store: Store) -> int:
+    access = authorize(args, store, config, "audit.verify", roles=AUDIT_ROLES)
+    log = AccessLog(store)
+    problems = log.verify()
+    count = store.query("SELECT count(*) AS n FROM access_log")[0]["n"]
+    access.record({"problems": len(problems)}, records=count)
+    for p in problems:
+        print(f"TAMPERED: {p}")
+    print(f"access log: {count} records, " + (f"{len(problems)} problem(s)" if problems else "chain intact"))
+    return 1 if problems else 0
+
+
+@guarded
+def cmd_audit_show(args: argparse.Namespace, config: Config, store: Store) -> int:
+    access = authorize(args, store, config, "audit.show", roles=AUDIT_ROLES)
+    query = {"user": args.by_user, "since": parse_time(args.since), "until": parse_time(args.until, end=True),
+             "action": args.action}
+    records = AccessLog(store).show(**query)
+    access.record({k: v for k, v in query.items() if v}, records=len(records))
+    for r in records:
+        print(json.dumps(r.as_dict()) if args.json else format_record(r))
+    return 0

@@ -1,0 +1,112 @@
+"""Retention: reads (with their crops) are deleted once past the retention period.
+
+A read is purged only when it is older than the cutoff, has been uploaded, and
+is under no active evidence hold. An old read that was never uploaded is kept
+and counted (``not_uploaded``): that is a transfer-window alarm for the uplink,
+never a reason to lose data. Alerts on a purged read go with it; their monthly
+counts, and the read counts, are kept in ``usage_archive`` for the annual
+report. Each run is written to ``purge_log``, the access log and the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+
+from alprd.audit import AccessLog
+from alprd.config import PolicyConfig
+from alprd.log import get_logger
+from alprd.store import Store, StoreError, iso, utc_now
+
+BATCH = 2000  # reads per transaction: the pipeline's inserts wait at most one batch
+
+_HELD = ("EXISTS (SELECT 1 FROM hold_reads hr JOIN evidence_holds h ON h.id = hr.hold_id "
+         "WHERE hr.read_id = reads.id AND h.released_at IS NULL)")
+_ARCHIVE = ("INSERT INTO usage_archive (month, metric, n) {select} "
+            "ON CONFLICT (month, metric) DO UPDATE SET n = n + excluded.n")
+_IDS = "(SELECT value FROM json_each(:ids))"
+
+
+def cutoff_for(now: datetime, retention_days: int) -> str:
+    """Reads stamped before this UTC time are past retention."""
+    return iso(now - timedelta(days=retention_days))
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    cutoff: str
+    deleted: int
+    held: int
+    not_uploaded: int
+    alerts_deleted: int
+    oldest_not_uploaded: str | None
+
+
+def _purge_batch(store: Store, cutoff: str) -> tuple[int, int]:
+    """Archive the counts of, then delete, one batch of purgeable reads; (reads, alerts) deleted."""
+    with store.transaction() as db:
+        ids = [row[0] for row in db.execute(
+            f"SELECT id FROM reads WHERE ts < ? AND uploaded_at IS NOT NULL AND NOT {_HELD} LIMIT ?",
+            [cutoff, BATCH])]
+        if not ids:
+            return 0, 0
+        p = {"ids": json.dumps(ids)}
+        db.execute(_ARCHIVE.format(select=f"SELECT substr(ts, 1, 7), 'reads', count(*) FROM reads "
+                                          f"WHERE id IN {_IDS} GROUP BY 1"), p)
+        db.execute(_ARCHIVE.format(select=f"SELECT substr(ts, 1, 7), 'hits:' || coalesce(category, '?'), count(*) "
+                                          f"FROM alerts WHERE read_id IN {_IDS} GROUP BY 1, 2"), p)
+        db.execute(_ARCHIVE.format(select="SELECT substr(ts, 1, 7), 'disposition:' || coalesce(disposition, "
+                                          f"'pending'), count(*) FROM alerts WHERE read_id IN {_IDS} GROUP BY 1, 2"), p)
+        alerts = db.execute(f"DELETE FROM alerts WHERE read_id IN {_IDS}", p).rowcount
+        db.execute(f"DELETE FROM hold_reads WHERE read_id IN {_IDS}", p)  # only released holds reach here
+        db.execute(f"DELETE FROM reads WHERE id IN {_IDS}", p)
+        return len(ids), alerts
+
+
+def purge(store: Store, retention_days: int, now: datetime | None = None) -> PurgeResult:
+    """Delete every purgeable read; returns what was deleted and what was kept, and why."""
+    cutoff = cutoff_for(now or datetime.now(UTC), retention_days)
+    deleted = alerts = 0
+    try:
+        while True:
+            n, a = _purge_batch(store, cutoff)
+            if not n:
+                break
+            deleted, alerts = deleted + n, alerts + a
+    except sqlite3.IntegrityError as err:
+        raise StoreError(f"purge stopped after {deleted} reads: another table still points at a read ({err}); "
+                         "that table's owner must delete or unlink its rows with the read") from None
+    held = store.query(f"SELECT count(*) AS n FROM reads WHERE ts < ? AND {_HELD}", [cutoff])[0]["n"]
+    late = store.query("SELECT count(*) AS n, min(ts) AS oldest FROM reads WHERE ts < ? AND uploaded_at IS NULL",
+                       [cutoff])[0]
+    result = PurgeResult(cutoff, deleted, held, late["n"], alerts, late["oldest"])
+    with store.transaction() as db:
+        db["purge_log"].insert({"ts": utc_now(), "cutoff": cutoff, "deleted": deleted, "held": held,
+                                "not_uploaded": result.not_uploaded})
+    AccessLog(store).record(None, "purge", {"cutoff": cutoff, "alerts_deleted": alerts}, records=deleted)
+    log = get_logger("alprd.policy")
+    log.info("purge", **asdict(result))
+    if result.not_uploaded:
+        log.warning("purge_kept_not_uploaded", count=result.not_uploaded, oldest=result.oldest_not_uploaded)
+    return result
+
+
+def purge_service(store: Store, policy: PolicyConfig) -> Callable[[asyncio.Event], Awaitable[None]]:
+    """The daemon's daily purge: once at start, then every ``purge_interval_h``."""
+    log = get_logger("alprd.policy")
+
+    async def purge_daily(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(purge, store, policy.retention_days)
+            except Exception as err:  # noqa: BLE001 - a failed purge is retried next time, never fatal
+                log.error("purge_failed", error=str(err))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), policy.purge_interval_h * 3600)
+
+    return purge_daily
