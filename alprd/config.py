@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MODELS_DIR = PACKAGE_DIR.parent / "models"
@@ -152,22 +152,38 @@ class HotlistConfig(Section):
 
 
 class UplinkConfig(Section):
-    """MQTT broker, TLS and batching."""
+    """MQTT broker, TLS and batching (see ``alprd.uplink``)."""
 
     enabled: bool = False
-    host: str = "localhost"
+    host: str = Field(default="localhost", min_length=1)
     port: int = Field(default=1883, ge=1, le=65535)
-    username: str = ""
-    password: str = ""
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    topic_prefix: str = Field(default="alprd", min_length=1)
+    username: str = Field(default="", description="use env:NAME to keep it out of the file")
+    password: str = Field(default="", description="use env:NAME to keep it out of the file")
+    ca_file: Path | None = Field(default=None, description="PEM CA bundle; setting it turns TLS on")
+    cert_file: Path | None = Field(default=None, description="client certificate (PEM), needs ca_file")
+    key_file: Path | None = Field(default=None, description="client private key (PEM), needs cert_file")
+    topic_prefix: str = Field(default="alprd", min_length=1, pattern=r"^[^#+$][^#+]*$")
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    reconnect_min_s: float = Field(default=1.0, gt=0, le=3600)
+    reconnect_max_s: float = Field(default=120.0, gt=0, le=3600)
     batch_size: int = Field(default=100, ge=1, le=10_000)
     batch_max_age_s: float = Field(default=30.0, gt=0)
+    max_inflight_batches: int = Field(default=4, ge=1, le=100, description="batches sent, not yet acknowledged")
     heartbeat_s: float = Field(default=60.0, gt=0)
     backlog_warn_days: float = Field(default=25.0, gt=0)
     backlog_critical_days: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UplinkConfig:
+        if self.cert_file is not None and self.ca_file is None:
+            raise ValueError("uplink.cert_file needs uplink.ca_file (TLS is switched on by ca_file)")
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("uplink.key_file needs uplink.cert_file")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("uplink.reconnect_max_s must be >= uplink.reconnect_min_s")
+        if self.backlog_critical_days <= self.backlog_warn_days:
+            raise ValueError("uplink.backlog_critical_days must be greater than uplink.backlog_warn_days")
+        return self
 
 
 class PolicyConfig(Section):
