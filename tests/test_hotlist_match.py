@@ -5,7 +5,14 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alprd.hotlist.match import CONFUSION_CLASSES, Hit, MatchKind, PlateIndex, canonical, one_indel_apart
+from alprd.hotlist.match import (
+    CONFUSION_CLASSES,
+    Hit,
+    MatchKind,
+    PlateIndex,
+    canonical,
+    one_indel_apart,
+)
 
 PLATE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 plates = st.text(alphabet=PLATE_CHARS, min_size=4, max_size=8)
