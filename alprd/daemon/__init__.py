@@ -267,6 +267,7 @@ def build_daemon(
     from alprd.gps.serial_reader import SerialGps
     from alprd.hotlist.service import attach_hotlist
     from alprd.policy.retention import purge_service
+    from alprd.uplink.uploader import Uploader
     from alprd.vision import load_reader
 
     store = store or Store(config.store.path)
@@ -282,7 +283,10 @@ def build_daemon(
     if isinstance(source, Reconnecting):
         daemon.status_providers["camera"] = source.status
         daemon.services.append(source.interrupt_on_stop)
-    attach_hotlist(daemon, config, store)
+    alerter = attach_hotlist(daemon, config, store)  # matches each read before the uploader wakes
+    if config.uplink.enabled:  # alerts written later are sent at once via Uploader.notify_alert()
+        uploader = Uploader(config, store).attach(daemon)
+        alerter.on_alert.append(lambda _alert: uploader.notify_alert())
     daemon.services.append(purge_service(store, config.policy))  # retention, daily
     attach_status(daemon)
     return daemon
