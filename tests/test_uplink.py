@@ -52,6 +52,19 @@ def add_alert(store: Store, read_id: str) -> str:
     return alert_id
 
 
+ALPRD = [sys.executable, "-c", "import sys; from alprd.cli import main; sys.exit(main())"]
+
+
+def write_config(tmp_path: Path, port: int, extra_uplink: str = "") -> Path:
+    """The same settings as ``uplink_config``, as a file for ``alprd`` in a subprocess."""
+    path = tmp_path / "alprd.toml"
+    path.write_text(
+        f'[device]\nid = "car7"\n[store]\nstate_dir = "{tmp_path}"\n[logging]\nlevel = "info"\n'
+        f"[uplink]\nenabled = true\nport = {port}\nbatch_max_age_s = 0.2\n"
+        f"reconnect_min_s = 0.1\nreconnect_max_s = 0.5\n{extra_uplink}")
+    return path
+
+
 def wait_until(cond, timeout: float = 15.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not cond():
@@ -197,17 +210,12 @@ def test_receiver_away_gets_what_was_sent_meanwhile(tmp_path, broker, store, ing
 def test_daemon_killed_mid_upload_then_restarted_delivers_each_read_exactly_once(tmp_path, broker, ingest_factory):
     n = 3000
     config = uplink_config(tmp_path, broker.port, batch_size=10, max_inflight_batches=1)
-    config_file = tmp_path / "alprd.toml"
-    config_file.write_text(
-        f'[device]\nid = "car7"\n[store]\nstate_dir = "{tmp_path}"\n[logging]\nlevel = "warning"\n'
-        f"[uplink]\nenabled = true\nport = {broker.port}\nbatch_size = 10\nmax_inflight_batches = 1\n"
-        "batch_max_age_s = 0.1\nreconnect_min_s = 0.1\nreconnect_max_s = 0.5\n")
+    config_file = write_config(tmp_path, broker.port, "batch_size = 10\nmax_inflight_batches = 1\n")
     store = Store(config.store.path)
     ids = fill(store, n)
     store.close()
     ingest = ingest_factory(config)
-    cmd = [sys.executable, "-c", "import sys; from alprd.cli import main; sys.exit(main())",
-           "-c", str(config_file), "upload", "--drain"]
+    cmd = [*ALPRD, "-c", str(config_file), "upload", "--drain"]
     proc = subprocess.Popen(cmd)
     try:
         wait_until(lambda: ingested(ingest) >= 100, timeout=30, what="upload under way")
@@ -371,3 +379,65 @@ def test_ingest_refuses_bad_messages_and_keeps_going(tmp_path, broker, store, in
         running.stop()
     errors = [r[0] for r in ingest.db.conn.execute("select error from refused")]
     assert any("gzip" in e for e in errors) and any("UTF-8 JSON" in e for e in errors)
+
+
+def test_ingest_command_receives_until_sigterm(tmp_path, broker, store):
+    config = uplink_config(tmp_path, broker.port)
+    db_path = tmp_path / "dept.db"
+    proc = subprocess.Popen([*ALPRD, "-c", str(write_config(tmp_path, broker.port)), "ingest",
+                             "--db", str(db_path), "--client-id", "dept-cli"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:  # JSON log lines
+            if "uplink_connected" in line:
+                break
+        ids = fill(store, 30)
+        running = Running(Uploader(config, store))
+        try:
+            wait_until(lambda: store.backlog()[0] == 0, what="upload")
+        finally:
+            running.stop()
+        db = IngestDB(db_path)
+        try:
+            wait_until(lambda: db.count("reads") == 30, what="ingest command stored the reads")
+            assert {r[0] for r in db.conn.execute("select id from reads")} == set(ids)
+        finally:
+            db.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+
+
+def test_upload_drain_without_broker_fails_with_the_reason(tmp_path, store):
+    fill(store, 3)
+    down = Broker(tmp_path)  # configured, never started: nothing listens on its port
+    result = subprocess.run([*ALPRD, "-c", str(write_config(tmp_path, down.port)), "upload", "--drain",
+                             "--timeout", "1"], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "not drained" in result.stderr and "refused the connection" in result.stderr
+    assert store.backlog()[0] == 3
+
+
+def test_daemon_with_uplink_enabled_uploads_its_reads(tmp_path, broker, ingest_factory):
+    from fakes import fake_reader
+    from test_pipeline import ScriptedSource
+
+    from alprd.daemon import build_daemon
+
+    config = make_config(tmp_path, device={"id": "car7"}, pipeline={"track_gap_s": 0.1},
+                         uplink={"enabled": True, "port": broker.port, "batch_max_age_s": 0.2})
+    ingest = ingest_factory(config)
+    script = [[("ABC123", 0.9)]] * 3 + [[]] * 40 + [[("XYZ789", 0.8)]] * 3 + [[]] * 100  # 1.5 s at 100 fps
+    store = Store(config.store.path)
+    daemon = build_daemon(config, store=store, reader=fake_reader(),
+                          source=ScriptedSource(script, fps=100, realtime=True))
+    asyncio.run(daemon.run(install_signals=False))
+    try:
+        wait_until(lambda: ingested(ingest) == 2, what="the daemon's reads")
+        plates = {r[0] for r in ingest.db.conn.execute("select plate from reads")}
+        assert plates == {"ABC123", "XYZ789"}
+        assert store.backlog()[0] == 0
+        heartbeat = json.loads(ingest.db.conn.execute("select heartbeat from devices").fetchone()[0])
+        assert {"pipeline", "uplink"} <= set(heartbeat)  # every status provider's part
+    finally:
+        store.close()

@@ -260,7 +260,7 @@ class Uploader:
                 self._wake.clear()
                 try:
                     wait = self._tick()
-                except Exception as err:  # e.g. database busy: keep the daemon, try again
+                except Exception as err:  # noqa: BLE001 - database busy, bad row: log, keep the daemon, retry
                     self.log.error("uplink_tick_failed", error=str(err))
                     wait = POLL_S
                 with contextlib.suppress(TimeoutError):
