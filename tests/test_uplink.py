@@ -441,3 +441,25 @@ def test_daemon_with_uplink_enabled_uploads_its_reads(tmp_path, broker, ingest_f
         assert {"pipeline", "uplink"} <= set(heartbeat)  # every status provider's part
     finally:
         store.close()
+
+
+def test_publish_refused_by_broker_acl_leaves_reads_buffered(tmp_path, store):
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite alprd/car7/status\ntopic readwrite alprd/car7/heartbeat\n")
+    broker = Broker(tmp_path, f"acl_file {acl}\nallow_anonymous true")
+    broker.start()
+    try:
+        fill(store, 5)
+        config = uplink_config(tmp_path, broker.port, reconnect_max_s=60)
+        with capture_logs() as logs:
+            running = Running(Uploader(config, store))
+            try:
+                wait_until(lambda: running.uploader.refused >= 1, what="the broker's refusal")
+                status = running.call(running.uploader.status)
+            finally:
+                running.stop()
+        assert status["backlog"] == 5 and status["reads_uploaded"] == 0
+        refusal = next(e for e in logs if e["event"] == "uplink_refused")
+        assert "alprd/car7/reads" in refusal["fix"]
+    finally:
+        broker.stop()
