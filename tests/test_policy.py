@@ -1,0 +1,316 @@
+"""Search, retention, evidence holds, export bundles, releases and the usage report,
+on real SQLite files."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import random
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import cv2
+import pytest
+
+from alprd.audit import AccessLog
+from alprd.config import PolicyConfig
+from alprd.policy import evidence, release, report
+from alprd.policy.export import ExportError, verify_bundle, write_bundle
+from alprd.policy.retention import cutoff_for, purge, purge_service
+from alprd.policy.search import SearchError, SearchQuery, plate_pattern, plate_strategy, search
+from alprd.store import Read, iso
+
+NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
+
+
+def add_read(store, plate="ABC1234", days_ago=0.0, uploaded=True, camera="cam0", lat=None, lon=None,
+             crop=b"\xff\xd8fake-jpeg") -> str:
+    ts = iso(NOW - timedelta(days=days_ago))
+    read = Read(plate, 0.9, (0.9,) * len(plate), camera, "dev1", ts=ts, lat=lat, lon=lon, crop_jpeg=crop)
+    store.insert_read(read)
+    if uploaded:
+        store.mark_uploaded([read.id], when=ts)
+    return read.id
+
+
+def add_alert(store, read_id, category="stolen_vehicle", disposition=None) -> None:
+    read = store.get_read(read_id)
+    with store.transaction() as db:
+        db["alerts"].insert({"id": str(uuid.uuid4()), "read_id": read_id, "plate": read["plate"],
+                             "category": category, "ts": read["ts"], "disposition": disposition})
+
+
+# -- search ------------------------------------------------------------------------
+def test_plate_patterns_are_normalised_or_refused():
+    assert plate_pattern(" ab-c 12* ") == "ABC12*"
+    for bad in ("AB[C]", "***", "?", "", "AB%"):
+        with pytest.raises(SearchError):
+            plate_pattern(bad)
+
+
+@pytest.mark.parametrize(("pattern", "strategy"), [
+    ("ABC1234", "exact"), ("ABC*", "prefix"), ("AB?1*", "prefix"), ("A*BC1*", "trigram"),
+    ("*BC1*", "trigram"), ("?BC1234", "trigram"), ("*X7Q", "trigram"), ("A?C?2", "prefix"), ("?B?1?", "scan"),
+])
+def test_strategy_follows_the_known_characters(pattern, strategy):
+    assert plate_strategy(pattern) == strategy
+
+
+def _glob_regex(pattern: str) -> re.Pattern:
+    return re.compile("^" + pattern.replace("?", ".").replace("*", ".*") + "$")
+
+
+def test_every_strategy_finds_exactly_what_the_pattern_means(store):
+    rnd = random.Random(3)
+    alphabet = "ABCDEFGH0123"  # small alphabet: many partial matches
+    plates = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(5, 7))) for _ in range(300)]
+    ids = {add_read(store, p, days_ago=rnd.uniform(0, 5), crop=None): p for p in plates}
+    patterns = set()
+    for p in plates[:60]:
+        i = rnd.randint(0, len(p) - 3)
+        patterns |= {p, p[:3] + "*", f"*{p[i:i + 3]}*", "?" + p[1:], p[:2] + "?" + p[3:], f"*{p[-3:]}",
+                     f"?{p[1]}?{p[3]}*"}
+    seen = set()
+    for pattern in sorted(patterns):
+        seen.add(plate_strategy(pattern))
+        found = {r["id"] for r in search(store, SearchQuery(plate=pattern, limit=10_000))}
+        expected = {i for i, p in ids.items() if _glob_regex(pattern).match(p)}
+        assert found == expected, pattern
+    assert seen == {"exact", "prefix", "trigram", "scan"}
+
+
+def test_time_camera_and_area_filters(store):
+    a = add_read(store, "AAA111", days_ago=1, camera="north", lat=45.50, lon=-73.60)
+    b = add_read(store, "AAA111", days_ago=3, camera="south", lat=45.70, lon=-73.60)
+    c = add_read(store, "AAA111", days_ago=5, camera="north")
+    ids = lambda **kw: [r["id"] for r in search(store, SearchQuery(**kw))]
+    assert ids(plate="AAA111") == [a, b, c]  # newest first
+    assert ids(plate="AAA*", since=iso(NOW - timedelta(days=4)), until=iso(NOW - timedelta(days=2))) == [b]
+    assert ids(plate="AAA111", camera="north") == [a, c]
+    assert ids(box=(45.4, -73.7, 45.6, -73.5)) == [a]
+    assert ids(plate="AAA111", limit=1) == [a]
+
+
+def test_search_needs_a_filter_and_a_sane_range():
+    with pytest.raises(SearchError, match="needs a plate pattern"):
+        SearchQuery()
+    with pytest.raises(SearchError, match="time range empty"):
+        SearchQuery(since="2026-02-01T00:00:00.000000Z", until="2026-01-01T00:00:00.000000Z")
+    with pytest.raises(SearchError, match="--box"):
+        SearchQuery(box=(46.0, -73.0, 45.0, -72.0))
+
+
+def test_plate_index_follows_deletes_and_corrections(store):
+    rid = add_read(store, "QWE987")
+    assert search(store, SearchQuery(plate="*WE9*"))
+    with store.transaction() as db:
+        db.execute("UPDATE reads SET plate = 'QWE981' WHERE id = ?", [rid])
+    assert [r["id"] for r in search(store, SearchQuery(plate="*E98*"))] == [rid]
+    assert not search(store, SearchQuery(plate="*E987*"))
+    with store.transaction() as db:
+        db.execute("DELETE FROM reads WHERE id = ?", [rid])
+    assert not search(store, SearchQuery(plate="*WE9*"))
+    assert store.query("SELECT count(*) AS n FROM reads_plate_fts")[0]["n"] == 0
+
+
+# -- retention -----------------------------------------------------------------------
+def test_purge_deletes_only_old_uploaded_unheld_reads(store):
+    old = add_read(store, "OLD001", days_ago=31)
+    recent = add_read(store, "NEW001", days_ago=29)
+    not_uploaded = add_read(store, "LATE01", days_ago=40, uploaded=False)
+    held = add_read(store, "HELD01", days_ago=45)
+    released = add_read(store, "REL001", days_ago=45)
+    add_alert(store, old, "stolen_vehicle", "verified")
+    evidence.add_hold(store, "C-1", "robbery suspect vehicle", [held], by="op1")
+    gone = evidence.add_hold(store, "C-2", "closed case", [released], by="op1")
+    evidence.release_hold(store, gone)
+
+    result = purge(store, 30, now=NOW)
+
+    assert (result.deleted, result.held, result.not_uploaded, result.alerts_deleted) == (2, 1, 1, 1)
+    assert result.oldest_not_uploaded == iso(NOW - timedelta(days=40))
+    left = {r["id"] for r in store.query("SELECT id FROM reads")}
+    assert left == {recent, not_uploaded, held}
+    assert store.query("SELECT count(*) AS n FROM alerts")[0]["n"] == 0
+    log = store.query("SELECT * FROM purge_log")
+    assert [(r["deleted"], r["held"], r["not_uploaded"]) for r in log] == [(2, 1, 1)]
+    assert AccessLog(store).show(action="purge")[0].records == 2
+    archived = {(r["month"], r["metric"]): r["n"] for r in store.query("SELECT * FROM usage_archive")}
+    assert archived == {("2026-05", "reads"): 2, ("2026-05", "hits:stolen_vehicle"): 1,
+                        ("2026-05", "disposition:verified"): 1}
+    assert purge(store, 30, now=NOW).deleted == 0  # nothing left to do
+
+
+def test_purge_works_in_batches(store, monkeypatch):
+    monkeypatch.setattr("alprd.policy.retention.BATCH", 7)
+    for i in range(30):
+        add_read(store, f"B{i:05d}", days_ago=35, crop=None)
+    assert purge(store, 30, now=NOW).deleted == 30
+    assert store.count_reads() == 0
+
+
+def test_cutoff_is_retention_days_before_now():
+    assert cutoff_for(NOW, 30) == "2026-05-31T12:00:00.000000Z"
+
+
+def test_purge_service_runs_at_start_and_stops_on_request(store):
+    add_read(store, "OLD002", days_ago=400)
+
+    async def go():
+        stop = asyncio.Event()
+        task = asyncio.create_task(purge_service(store, PolicyConfig(purge_interval_h=24))(stop))
+        for _ in range(200):
+            if store.count_reads() == 0:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 2)
+
+    asyncio.run(go())
+    assert store.count_reads() == 0
+
+
+# -- evidence and export ---------------------------------------------------------------
+def test_hold_needs_existing_reads_and_is_kept_on_file(store):
+    rid = add_read(store)
+    with pytest.raises(evidence.EvidenceError, match="no such read"):
+        evidence.add_hold(store, "C-9", "armed robbery getaway car", [rid, "nope"], by="op1")
+    assert evidence.list_holds(store) == []
+    hid = evidence.add_hold(store, "C-9", "armed robbery getaway car", [rid, rid], by="op1")
+    assert [r["id"] for r in evidence.held_reads(store, "C-9")] == [rid]
+    evidence.release_hold(store, hid)
+    with pytest.raises(evidence.EvidenceError, match="already released"):
+        evidence.release_hold(store, hid)
+    assert evidence.held_reads(store, "C-9") == []
+    assert evidence.list_holds(store, "C-9")[0].reads == 1
+    assert evidence.list_holds(store, active_only=True) == []
+
+
+def _bundle(store, tmp_path):
+    ids = [add_read(store, "EVI001", days_ago=2), add_read(store, "EVI002", days_ago=1, crop=None)]
+    evidence.add_hold(store, "C-5", "hit and run witness plate", ids, by="op1")
+    log = AccessLog(store)
+
+    def record(query, count):
+        return log.get(log.record("op1", "export", query, case_number="C-5", records=count)).as_dict()
+
+    dest = tmp_path / "usb"
+    manifest = write_bundle(dest, evidence.held_reads(store, "C-5"), {"case": "C-5"}, record)
+    return dest, manifest
+
+
+def test_export_bundle_has_reads_crops_manifest_and_audit(store, tmp_path):
+    dest, manifest = _bundle(store, tmp_path)
+    paths = {f["path"] for f in manifest["files"]}
+    assert {"reads.json", "reads.csv", "audit.json"} <= paths
+    assert sum(p.startswith("crops/") for p in paths) == 1
+    data = json.loads((dest / "reads.json").read_text())
+    assert [r["plate"] for r in data["reads"]] == ["EVI001", "EVI002"]
+    assert "crop_jpeg" not in data["reads"][0]
+    rows = list(csv.DictReader(io.StringIO((dest / "reads.csv").read_text())))
+    assert [r["plate"] for r in rows] == ["EVI001", "EVI002"]
+    audit = json.loads((dest / "audit.json").read_text())
+    assert audit["action"] == "export" and audit["records"] == 2 and audit["case_number"] == "C-5"
+    assert verify_bundle(dest) == ([], audit)
+    with pytest.raises(ExportError, match="not empty"):
+        write_bundle(dest, [], {}, lambda q, n: {})
+
+
+def test_verify_names_a_changed_missing_or_added_file(store, tmp_path):
+    dest, _ = _bundle(store, tmp_path)
+    crop = next((dest / "crops").iterdir())
+    crop.write_bytes(b"\xff\xd8other")
+    (dest / "reads.csv").unlink()
+    (dest / "note.txt").write_text("added later")
+    problems, _ = verify_bundle(dest)
+    assert any(f"{crop.relative_to(dest).as_posix()}: changed" in p for p in problems)
+    assert "reads.csv: missing" in problems
+    assert "note.txt: not in the manifest (added after export)" in problems
+
+
+def test_verify_catches_a_relisted_manifest(store, tmp_path):
+    dest, manifest = _bundle(store, tmp_path)
+    (dest / "reads.csv").write_text("id,plate\nx,FAKE\n")
+    from alprd.policy.export import sha256_file
+    for f in manifest["files"]:
+        if f["path"] == "reads.csv":
+            f["sha256"] = sha256_file(dest / "reads.csv")
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    problems, _ = verify_bundle(dest)
+    assert problems == ["manifest lists other files than the export's audit record vouches for"]
+
+
+# -- releases ---------------------------------------------------------------------
+def test_release_needs_an_approval_by_someone_else(store):
+    with pytest.raises(release.ReleaseError, match="--purpose"):
+        release.file_request(store, "State Police", "Tpr 4411", " ", "C-5", by="op1")
+    rid = release.file_request(store, "State Police", "Tpr 4411", "robbery series", "C-5", by="sup1")
+    with pytest.raises(release.ReleaseError, match="is pending"):
+        release.require_approved(store, rid)
+    with pytest.raises(release.ReleaseError, match="another supervisor"):
+        release.decide(store, rid, True, "fine", by="sup1")
+    req = release.decide(store, rid, True, "court order on file", by="sup2")
+    assert (req.status, req.decided_by) == ("approved", "sup2")
+    assert release.require_approved(store, rid).case_number == "C-5"
+    with pytest.raises(release.ReleaseError, match="already approved"):
+        release.decide(store, rid, False, "changed my mind", by="sup3")
+    denied = release.file_request(store, "County", "Det 12", "fishing", "C-6", by="op1")
+    release.decide(store, denied, False, "no case link", by="sup2")
+    with pytest.raises(release.ReleaseError, match="is denied"):
+        release.require_approved(store, denied)
+    assert [r.status for r in release.list_requests(store)] == ["approved", "denied"]
+
+
+# -- report ------------------------------------------------------------------------
+def test_months_between_covers_touched_months():
+    assert report.months_between("2026-01-01T00:00:00.000000Z", "2027-01-01T00:00:00.000000Z") == [
+        f"2026-{m:02d}" for m in range(1, 13)]
+    assert report.months_between("2026-01-15T00:00:00.000000Z", "2026-03-02T00:00:00.000000Z") == [
+        "2026-01", "2026-02", "2026-03"]
+
+
+def test_report_counts_live_and_purged_data(store, tmp_path):
+    old = add_read(store, "OLD100", days_ago=45)  # 2026-05, will be purged
+    add_alert(store, old, "stolen_vehicle", "verified")
+    for plate in ("NEW100", "NEW200"):
+        rid = add_read(store, plate, days_ago=1)  # 2026-06
+    add_alert(store, rid, "amber_alert", "misread")
+    purge(store, 30, now=NOW)
+    log = AccessLog(store)
+    log.record("op1", "search", {"plate": "NEW*"}, case_number="C-7", records=2)
+    log.record("op1", "search", {"plate": "NEW1*"}, case_number="C-7", records=1)
+    log.record("op2", "search", {"plate": "X*"}, reason="suspicious vehicle at school", records=0)
+    release.file_request(store, "State Police", "Tpr 4411", "robbery series", "C-7", by="op1")
+
+    rep = report.gather(store, "2026-01-01T00:00:00.000000Z", iso(datetime.now(UTC) + timedelta(days=1)))
+    assert rep.reads_by_month["2026-05"] == 1 and rep.reads_by_month["2026-06"] == 2
+    assert rep.hits_by_month["2026-05"] == 1 and rep.hits_by_month["2026-06"] == 1
+    assert rep.hits_by_category == {"stolen_vehicle": 1, "amber_alert": 1}
+    assert rep.dispositions == {"verified": 1, "misread": 1}
+    assert ("op1", "case C-7", 2, 3) in rep.searches
+    assert ("op2", "suspicious vehicle at school", 1, 0) in rep.searches
+    assert rep.audit_problems == [] and len(rep.releases) == 1 and len(rep.purges) == 1
+
+    md, table = report.render_markdown(rep), report.render_csv(rep)
+    assert "- Plate reads: 3" in md and "verified 1, misread 1" in md and "hash chain intact" in md
+    assert "| 2026-05 | 1 | 1 |" in md and "| op2 | suspicious vehicle at school | 1 | 0 |" in md
+    rows = list(csv.reader(io.StringIO(table)))
+    assert ["reads_by_month", "2026-06", "2"] in rows and ["audit", "chain_intact", "1"] in rows
+
+    paths = report.write_report(rep, tmp_path / "rep")
+    chart = cv2.imread(str(paths[2]))
+    assert chart is not None and chart.shape == (520, 960, 3)
+    assert (chart < 250).any(axis=2).mean() > 0.01  # bars and labels drawn
+
+
+def test_report_flags_a_tampered_log(store):
+    log = AccessLog(store)
+    for i in range(3):
+        log.record("op1", "search", {"i": i}, case_number="C-1")
+    store.db.execute("DROP TRIGGER access_log_no_delete")
+    store.db.execute("DELETE FROM access_log WHERE seq = 2")
+    rep = report.gather(store, "2026-01-01T00:00:00.000000Z", "2100-01-01T00:00:00.000000Z")
+    assert rep.audit_problems and "TAMPERING DETECTED" in report.render_markdown(rep)
