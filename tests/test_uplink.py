@@ -224,7 +224,8 @@ def test_daemon_killed_mid_upload_then_restarted_delivers_each_read_exactly_once
         proc.wait(10)
     # the broker published the last will for the dead connection
     status = "select coalesce(status, '') from devices where device_id = 'car7'"
-    wait_until(lambda: "connection lost" in ingest.db.conn.execute(status).fetchone()[0], what="last will")
+    wait_until(lambda: "connection lost" in (ingest.db.conn.execute(status).fetchone() or ("",))[0],
+               what="last will")
     store = Store(config.store.path)
     left = store.backlog()[0]
     assert 0 < left < n, "the kill must land mid-upload for this test to mean anything"
