@@ -141,7 +141,8 @@ class Uploader:
         return self._clock() - parse_iso(ts).timestamp() if ts else None
 
     def _inflight_count(self, kind: str) -> int:
-        return sum(1 for s in self._inflight.values() if s.kind == kind)
+        # list(): status() may be called from another thread (the status file writer)
+        return sum(1 for s in list(self._inflight.values()) if s.kind == kind)
 
     def _inflight_ids(self, kind: str) -> list[str]:
         return [i for s in self._inflight.values() if s.kind == kind for i in s.ids]
