@@ -467,3 +467,27 @@ def test_publish_refused_by_broker_acl_leaves_reads_buffered(tmp_path, store):
         assert "alprd/car7/reads" in refusal["fix"]
     finally:
         broker.stop()
+
+
+def test_shared_subscription_spreads_batches_over_receivers(tmp_path, broker, store):
+    """How a department scales out: several receivers in one $share group, each batch to one of them."""
+    config = uplink_config(tmp_path, broker.port, batch_size=5)
+    receivers = [Ingest(config.uplink, IngestDB(tmp_path / f"dept{i}.db"), f"dept-{i}", shared_group="dept")
+                 for i in range(2)]
+    for r in receivers:
+        r.start()
+    try:
+        wait_until(lambda: all(r.link.connected for r in receivers), what="receivers connected")
+        ids = fill(store, 100)
+        running = Running(Uploader(config, store))
+        try:
+            wait_until(lambda: sum(ingested(r) for r in receivers) == 100, what="all batches")
+        finally:
+            running.stop()
+        got = [{row[0] for row in r.db.conn.execute("select id from reads")} for r in receivers]
+    finally:
+        for r in receivers:
+            r.stop()
+            r.db.close()
+    assert got[0] | got[1] == set(ids) and not got[0] & got[1]
+    assert got[0] and got[1], "both receivers took a share"
