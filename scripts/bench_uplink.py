@@ -4,8 +4,9 @@ Fills a real SQLite buffer with reads carrying realistic plate crops (synthetic
 plates, JPEG at the daemon's default quality), starts a local Mosquitto broker
 on a free loopback port, and times the real uploader (batches at QoS 1, marked
 on acknowledgement) until the reference receiver (`alprd ingest`) has
-committed every read to its own SQLite database. Both ends run in this
-process, so on a small machine they share its cores.
+committed every read to its own SQLite database. A quarter of the way in an
+alert is stored: how long it takes to reach the receiver past the backlog.
+Both ends run in this process, so on a small machine they share its cores.
 
     .venv/bin/python scripts/bench_uplink.py [--reads 20000] [--batch-size 100] [--inflight 4]
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 import tempfile
 import time
@@ -28,7 +30,7 @@ from conftest import Broker  # the tests' broker: same config, same cleanup
 
 from alprd.config import config_from_dict
 from alprd.log import setup_logging
-from alprd.store import Read, Store
+from alprd.store import Read, Store, utc_now
 from alprd.synth import random_plate_text, render_plate
 from alprd.uplink.ingest import Ingest, IngestDB
 from alprd.uplink.uploader import Uploader
@@ -47,16 +49,29 @@ def make_reads(n: int, device: str, seed: int = 7) -> list[Read]:
                  crop_jpeg=crops[i % len(crops)]) for i in range(n)]
 
 
-async def upload(uploader: Uploader, ingest: Ingest, n: int) -> float:
+async def upload(uploader: Uploader, ingest: Ingest, store: Store, n: int) -> tuple[float, float, int]:
+    """Seconds for all reads; and an alert raised mid-backlog: its latency, and reads still waiting then."""
     stop = asyncio.Event()
     t0 = time.perf_counter()
     task = asyncio.create_task(uploader.run(stop))
-    while ingest.db.count("reads") < n:
+    while ingest.db.count("reads") < n // 4:
         await asyncio.sleep(0.02)
+    waiting = store.backlog()[0]
+    with store.transaction() as db:
+        read_id = db.execute("select id from reads order by ts desc limit 1").fetchone()[0]
+        db["alerts"].insert({"id": "bench-alert", "read_id": read_id, "plate": "BENCH1", "ts": utc_now(),
+                             "payload": '{"alert_id": "bench-alert"}'})
+    t_alert = time.perf_counter()
+    uploader.notify_alert()
+    alert_s = None
+    while ingest.db.count("reads") < n:
+        if alert_s is None and ingest.db.count("alerts"):
+            alert_s = time.perf_counter() - t_alert
+        await asyncio.sleep(0.002 if alert_s is None else 0.02)
     elapsed = time.perf_counter() - t0
     stop.set()
     await task
-    return elapsed
+    return elapsed, alert_s if alert_s is not None else math.nan, waiting
 
 
 def main() -> None:
@@ -85,7 +100,7 @@ def main() -> None:
             while not ingest.link.connected:
                 time.sleep(0.02)
             uploader = Uploader(config, store)
-            elapsed = asyncio.run(upload(uploader, ingest, args.reads))
+            elapsed, alert_s, waiting = asyncio.run(upload(uploader, ingest, store, args.reads))
         finally:
             ingest.stop()
             ingest_db.close()
@@ -95,6 +110,7 @@ def main() -> None:
               f"(batch {args.batch_size}, {args.inflight} batches in flight, broker and receiver on this host)")
         print(f"on the wire: {uploader.bytes_sent / args.reads:,.0f} bytes/read (gzip JSON batch payload, "
               f"crop JPEG {crop_bytes:,.0f} bytes/read); {uploader.batches_acked} batches acknowledged")
+        print(f"alert raised with {waiting:,} reads waiting: at the receiver after {alert_s * 1000:.0f} ms")
         print(f"backlog left in the vehicle buffer: {store.backlog()[0]}")
         store.close()
 
