@@ -49,7 +49,8 @@ class Outbox:
             db.execute("update alerts set published_at = ? where id = ?", [utc_now(), alert_id])
 
     def alerts_waiting(self) -> int:
-        return self.store.query("select count(*) as n from alerts where published_at is null")[0]["n"]
+        return self.store.query(
+            "select count(*) as n from alerts where published_at is null and payload is not null")[0]["n"]
 
     def oldest_pending(self) -> str | None:
         """Timestamp of the oldest read not uploaded (an index lookup, cheap to call often)."""
