@@ -194,6 +194,7 @@ def test_purge_by_hand_keeps_held_reads(cli, reads):
     assert rc == 3 and "needs role supervisor" in err
     rc, out, _ = cli("purge", user="sup1")
     assert rc == 0 and "purged 2 read(s)" in out and "kept 1 under evidence hold" in out
+    assert [(r.username, r.records) for r in records(cli, action="purge")] == [("sup1", 2)]
     store = cli.store()
     assert [r["id"] for r in store.query("SELECT id FROM reads")] == [reads[0]]
     store.close()

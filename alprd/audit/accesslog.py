@@ -11,6 +11,7 @@ every record also goes to journald, a second copy outside the database.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Sequence
@@ -135,7 +136,8 @@ class AccessLog:
             db["access_log"].insert(row)
             db.execute("INSERT OR REPLACE INTO audit_head(id, seq, hash) VALUES (1, ?, ?)", [seq, row["hash"]])
         if structlog.is_configured():  # the daemon's journald copy; never on a command's stdout
-            self.log.info("access", **{k: v for k, v in row.items() if k != "prev_hash"})
+            with contextlib.suppress(ValueError, OSError):  # a closed log stream must not fail the record
+                self.log.info("access", **{k: v for k, v in row.items() if k != "prev_hash"})
         return seq
 
     def verify(self) -> list[Problem]:

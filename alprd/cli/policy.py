@@ -21,7 +21,6 @@ from alprd.audit import (
 )
 from alprd.cli.users import guarded, parse_time
 from alprd.config import Config
-from alprd.log import setup_logging
 from alprd.policy import evidence, release, report
 from alprd.policy.export import verify_bundle, write_bundle
 from alprd.policy.retention import purge
@@ -149,9 +148,7 @@ def cmd_search(args: argparse.Namespace, config: Config, store: Store) -> int:
 @guarded
 def cmd_purge(args: argparse.Namespace, config: Config, store: Store) -> int:
     access = authorize(args, store, config, "purge", roles=SUPERVISOR_ROLES)
-    setup_logging(config.logging.model_copy(update={"level": "error"}))  # the lines below say it for people
-    result = purge(store, config.policy.retention_days)
-    access.record({"cutoff": result.cutoff}, records=result.deleted)
+    result = purge(store, config.policy.retention_days, by=access.username)  # writes the access record
     print(f"purged {result.deleted} read(s) older than {result.cutoff[:16]}Z ({result.alerts_deleted} alert(s)); "
           f"kept {result.held} under evidence hold")
     if result.not_uploaded:

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
+import structlog
+
 from alprd.audit import AccessLog
 from alprd.config import PolicyConfig
 from alprd.log import get_logger
@@ -68,8 +70,10 @@ def _purge_batch(store: Store, cutoff: str) -> tuple[int, int]:
         return len(ids), alerts
 
 
-def purge(store: Store, retention_days: int, now: datetime | None = None) -> PurgeResult:
-    """Delete every purgeable read; returns what was deleted and what was kept, and why."""
+def purge(store: Store, retention_days: int, now: datetime | None = None, by: str | None = None) -> PurgeResult:
+    """Delete every purgeable read; returns what was deleted and what was kept, and why.
+
+    ``by`` is the member who ran it by hand (None: the daemon's schedule)."""
     cutoff = cutoff_for(now or datetime.now(UTC), retention_days)
     deleted = alerts = 0
     try:
@@ -88,11 +92,12 @@ def purge(store: Store, retention_days: int, now: datetime | None = None) -> Pur
     with store.transaction() as db:
         db["purge_log"].insert({"ts": utc_now(), "cutoff": cutoff, "deleted": deleted, "held": held,
                                 "not_uploaded": result.not_uploaded})
-    AccessLog(store).record(None, "purge", {"cutoff": cutoff, "alerts_deleted": alerts}, records=deleted)
-    log = get_logger("alprd.policy")
-    log.info("purge", **asdict(result))
-    if result.not_uploaded:
-        log.warning("purge_kept_not_uploaded", count=result.not_uploaded, oldest=result.oldest_not_uploaded)
+    AccessLog(store).record(by, "purge", {"cutoff": cutoff, "alerts_deleted": alerts}, records=deleted)
+    if structlog.is_configured():  # the daemon's journal; a command prints its own summary
+        log = get_logger("alprd.policy")
+        log.info("purge", **asdict(result))
+        if result.not_uploaded:
+            log.warning("purge_kept_not_uploaded", count=result.not_uploaded, oldest=result.oldest_not_uploaded)
     return result
 
 
