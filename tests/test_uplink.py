@@ -356,7 +356,7 @@ def test_transfer_window_alarm_is_logged_published_and_cleared(tmp_path, broker,
         watcher.loop_stop()
     assert beats[0]["uplink"]["transfer"] == "critical"
     assert beats[0]["uplink"]["oldest_age_days"] >= 31
-    assert {"backlog", "oldest_unuploaded", "disk_free_mb"} <= set(beats[0]["uplink"])
+    assert {"backlog", "oldest_unuploaded", "alerts_waiting"} <= set(beats[0]["uplink"])
     events = [(e["event"], e["log_level"]) for e in logs]
     assert ("transfer_window_exceeded", "error") in events
     assert ("transfer_window_ok", "info") in events
@@ -429,7 +429,8 @@ def test_daemon_with_uplink_enabled_uploads_its_reads(tmp_path, broker, ingest_f
     from alprd.daemon import build_daemon
 
     config = make_config(tmp_path, device={"id": "car7"}, pipeline={"track_gap_s": 0.1},
-                         uplink={"enabled": True, "port": broker.port, "batch_max_age_s": 0.2})
+                         uplink={"enabled": True, "port": broker.port, "batch_max_age_s": 0.2,
+                                 "heartbeat_s": 0.3})
     ingest = ingest_factory(config)
     script = [[("ABC123", 0.9)]] * 3 + [[]] * 40 + [[("XYZ789", 0.8)]] * 3 + [[]] * 100  # 1.5 s at 100 fps
     store = Store(config.store.path)
@@ -441,8 +442,14 @@ def test_daemon_with_uplink_enabled_uploads_its_reads(tmp_path, broker, ingest_f
         plates = {r[0] for r in ingest.db.conn.execute("select plate from reads")}
         assert plates == {"ABC123", "XYZ789"}
         assert store.backlog()[0] == 0
-        heartbeat = json.loads(ingest.db.conn.execute("select heartbeat from devices").fetchone()[0])
-        assert {"pipeline", "uplink"} <= set(heartbeat)  # every status provider's part
+        def heartbeat() -> dict:
+            return json.loads(ingest.db.conn.execute("select heartbeat from devices").fetchone()[0])
+
+        wait_until(lambda: heartbeat()["pipeline"]["reads"] == 2, what="a heartbeat after both reads")
+        beat = heartbeat()
+        assert {"pipeline", "uplink", "storage"} <= set(beat)  # every status provider's part
+        assert beat["pipeline"]["fps"] > 0
+        assert beat["storage"]["disk"]["free_mb"] > 0
     finally:
         store.close()
 

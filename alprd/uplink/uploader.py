@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,7 +62,6 @@ class Uploader:
     def __init__(self, config: Config, store: Store, clock: Callable[[], float] = time.time):
         self.cfg = config.uplink
         self.device_id = config.device.id
-        self.state_dir = config.store.state_dir
         self.outbox = Outbox(store)
         self._clock = clock
         self._status_fn: Callable[[], dict[str, Any]] = lambda: {"uplink": self.status()}
@@ -130,7 +128,6 @@ class Uploader:
             "refused_by_broker": self.refused,
             "bytes_sent": self.bytes_sent,
             "last_upload_at": self.last_upload_at,
-            "disk_free_mb": shutil.disk_usage(self.state_dir).free // 2**20 if self.state_dir.exists() else None,
         }
 
     def drained(self) -> bool:
