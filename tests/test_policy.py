@@ -152,6 +152,14 @@ def test_purge_works_in_batches(store, monkeypatch):
     assert store.count_reads() == 0
 
 
+def test_purge_stops_between_batches_when_asked(store, monkeypatch):
+    monkeypatch.setattr("alprd.policy.retention.BATCH", 5)
+    for i in range(20):
+        add_read(store, f"S{i:05d}", days_ago=35, crop=None)
+    assert purge(store, 30, now=NOW, stop=lambda: True).deleted == 5
+    assert store.query("SELECT deleted FROM purge_log")[0]["deleted"] == 5
+
+
 def test_cutoff_is_retention_days_before_now():
     assert cutoff_for(NOW, 30) == "2026-05-31T12:00:00.000000Z"
 
@@ -314,3 +322,20 @@ def test_report_flags_a_tampered_log(store):
     store.db.execute("DELETE FROM access_log WHERE seq = 2")
     rep = report.gather(store, "2026-01-01T00:00:00.000000Z", "2100-01-01T00:00:00.000000Z")
     assert rep.audit_problems and "TAMPERING DETECTED" in report.render_markdown(rep)
+
+
+def test_daemon_purges_on_start(tmp_path):
+    from conftest import make_config
+    from fakes import fake_reader
+    from test_pipeline import ScriptedSource
+
+    from alprd.daemon import build_daemon
+    from alprd.store import Store
+
+    cfg = make_config(tmp_path)
+    store = Store(cfg.store.path)
+    add_read(store, "OLD003", days_ago=400)
+    daemon = build_daemon(cfg, store=store, source=ScriptedSource([[]] * 3), reader=fake_reader())
+    asyncio.run(daemon.run(install_signals=False))
+    assert store.count_reads() == 0
+    assert store.query("SELECT deleted FROM purge_log")[0]["deleted"] == 1

@@ -70,18 +70,20 @@ def _purge_batch(store: Store, cutoff: str) -> tuple[int, int]:
         return len(ids), alerts
 
 
-def purge(store: Store, retention_days: int, now: datetime | None = None, by: str | None = None) -> PurgeResult:
+def purge(store: Store, retention_days: int, now: datetime | None = None, by: str | None = None,
+          stop: Callable[[], bool] = lambda: False) -> PurgeResult:
     """Delete every purgeable read; returns what was deleted and what was kept, and why.
 
-    ``by`` is the member who ran it by hand (None: the daemon's schedule)."""
+    ``by`` is the member who ran it by hand (None: the daemon's schedule);
+    ``stop`` is asked between batches, so a shutdown does not wait for a long purge."""
     cutoff = cutoff_for(now or datetime.now(UTC), retention_days)
     deleted = alerts = 0
     try:
         while True:
             n, a = _purge_batch(store, cutoff)
-            if not n:
-                break
             deleted, alerts = deleted + n, alerts + a
+            if not n or stop():
+                break
     except sqlite3.IntegrityError as err:
         raise StoreError(f"purge stopped after {deleted} reads: another table still points at a read ({err}); "
                          "that table's owner must delete or unlink its rows with the read") from None
@@ -106,12 +108,14 @@ def purge_service(store: Store, policy: PolicyConfig) -> Callable[[asyncio.Event
     log = get_logger("alprd.policy")
 
     async def purge_daily(stop: asyncio.Event) -> None:
-        while not stop.is_set():
+        while True:
             try:
-                await asyncio.to_thread(purge, store, policy.retention_days)
+                await asyncio.to_thread(purge, store, policy.retention_days, stop=stop.is_set)
             except Exception as err:  # noqa: BLE001 - a failed purge is retried next time, never fatal
                 log.error("purge_failed", error=str(err))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), policy.purge_interval_h * 3600)
+            if stop.is_set():
+                return
 
     return purge_daily
