@@ -174,3 +174,13 @@ def test_cli_alert_list_and_disposition(cli, tmp_path, capsys):
     assert a == {"disposition": "misread", "disposition_by": "off1", "disposition_note": "was ABC128"}
     assert cli("alert", "disposition", "nosuch", "confirmed", "--user", "off1") == 2
     assert ("off1", "alert.disposition") in [(r.username, r.action) for r in AccessLog(store).show()]
+
+
+def test_match_kinds_that_alert_are_configurable(store, tmp_path):
+    repository.replace_department_list(store, [Entry("ABC123", "stolen_vehicle")], "test")
+    cfg = make_config(tmp_path, hotlist={"alert_kinds": ["exact", "confusable"]})
+    hot = Hotlist(store, cfg.hotlist)
+    hot.reload()
+    alerter = Alerter(store, hot, cfg)
+    assert alerter(stored(store, read("ABC1234"))) is None  # near: not wanted here
+    assert alerter(stored(store, read("A8C123")))["match_kind"] == "confusable"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
+from collections import Counter
 
 import pytest
 
@@ -11,6 +11,7 @@ from alprd.config import HotlistConfig
 from alprd.hotlist import repository
 from alprd.hotlist.entries import Entry, EntryError, make_entry, parse_file_text
 from alprd.hotlist.live import Hotlist
+from alprd.store import Store
 
 CFG = HotlistConfig()
 
@@ -108,9 +109,10 @@ def test_expired_entries_never_match(store):
     assert [m.entry["pattern"] for m in hot.match("NOW222")] == ["NOW222"]
 
 
-def test_swap_under_concurrent_reads_never_shows_half_a_list(store, tmp_path):
+def test_swap_under_concurrent_reads_never_shows_half_a_list(store, monkeypatch):
     """Readers in memory and in SQLite see list A or list B whole while swaps run."""
-    size = 200
+    monkeypatch.setattr(repository, "CHUNK_ROWS", 100)
+    size = 600  # each list is written in 12 chunks
     lists = {name: [Entry("SAME111", "bolo", source=name, case_number=str(i)) for i in range(size)]
                     + [Entry(f"{name}{i:04d}", "bolo", source=name) for i in range(size)]
              for name in ("AAA", "BBB")}
@@ -128,12 +130,13 @@ def test_swap_under_concurrent_reads_never_shows_half_a_list(store, tmp_path):
                 problems.append(f"index mixes lists: {own}, {len(index)} patterns")
 
     def sql_reader():
-        conn = sqlite3.connect(store.path)
+        other = Store(store.path)  # another connection, as another process would have
         while not stop.is_set():
-            counts = dict(conn.execute("select source, count(*) from hotlist group by source").fetchall())
+            rows = repository.list_entries(other, officer_only=False, limit=10 * size)
+            counts = Counter(r["source"] for r in rows)
             if len(counts) != 1 or set(counts.values()) != {2 * size}:
                 problems.append(f"table mixes lists: {counts}")
-        conn.close()
+        other.close()
 
     readers = [threading.Thread(target=match_reader), threading.Thread(target=sql_reader)]
     for t in readers:
@@ -150,3 +153,21 @@ def test_swap_under_concurrent_reads_never_shows_half_a_list(store, tmp_path):
         for t in readers:
             t.join()
     assert problems == []
+
+
+def test_a_load_that_fails_half_way_leaves_the_old_list(store, monkeypatch):
+    monkeypatch.setattr(repository, "CHUNK_ROWS", 100)
+    repository.replace_department_list(store, [Entry("OLD111", "bolo")], "old", version=1)
+
+    def broken_feed():
+        for i in range(250):
+            yield Entry(f"NEW{i:04d}", "bolo")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        repository.replace_department_list(store, broken_feed(), "new", version=2)
+    assert [r["pattern"] for r in repository.list_entries(store, officer_only=False)] == ["OLD111"]
+    assert store.query("select count(*) as n from hotlist")[0]["n"] == 1  # the partial load is gone
+    assert repository.meta(store).version == 1
+    repository.replace_department_list(store, [Entry("NEW222", "bolo")], "new", version=3)
+    assert store.query("select pattern from hotlist") == [{"pattern": "NEW222"}]

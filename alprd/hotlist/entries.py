@@ -74,11 +74,6 @@ class Entry:
     note: str = ""
     officer_entered: bool = False
 
-    def to_row(self) -> dict[str, Any]:
-        row = asdict(self)
-        row["officer_entered"] = int(self.officer_entered)
-        return row
-
     def to_json(self) -> dict[str, Any]:
         """The entry as our JSON format writes it (empty fields left out)."""
         return {k: v for k, v in asdict(self).items() if v not in ("", False)}

@@ -66,7 +66,7 @@ class Hotlist:
     def match(self, plate: str) -> list[Match]:
         """The entries a read plate matches, best first (empty for most reads)."""
         plate = normalize_plate(plate)
-        hits = self.index.match(plate)
+        hits = [h for h in self.index.match(plate) if h.kind.label in self.cfg.alert_kinds]
         if not hits:
             return []
         kinds = {h.pattern: h.kind for h in hits}

@@ -6,24 +6,28 @@ lookup. One missing or extra character is found with the symmetric-delete
 trick: a read missing a character equals one of the pattern's single-character
 deletions; a read with an extra character has a deletion equal to the pattern.
 
-A million patterns times their deletions is ~7 million keys: as Python dicts
-that is gigabytes, so the two big tables are sorted arrays of 64-bit string
-hashes (12 bytes a key) searched with numpy. Every candidate is checked against
-its pattern, so a hash collision can never produce a false hit.
+Both forms of every pattern (canonical, and each single deletion) go into one
+table, and a read looks up its canonical form and its deletions in one go.
+A million patterns make ~8 million keys: as a Python dict that is gigabytes,
+so the table is a sorted array of 64-bit string hashes (12 bytes a key)
+searched with numpy. Every candidate is checked against its pattern, so a
+substitution neighbour or a hash collision never becomes a hit.
 
 Wildcard patterns (``?`` one character, ``*`` any run, from partial plates of
 major crimes) are few: ``?``-only patterns are looked up by (length, wildcard
-positions); ``*`` patterns are tried through one combined regular expression
-first, then one by one only when that says something matches.
+positions); ``*`` patterns are grouped by the characters before their first
+wildcard, and only the groups whose prefix the read starts with are tried.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
+from operator import itemgetter
+from typing import Any
 
 import numpy as np
 
@@ -102,12 +106,14 @@ class _HashTable:
         if not keys or not len(self.hashes):
             return []
         q = _hashes(keys, len(keys))
-        lo = np.searchsorted(self.hashes, q, "left")
-        hi = np.searchsorted(self.hashes, q, "right")
-        found = np.nonzero(hi > lo)[0]
+        lo = np.searchsorted(self.hashes, q)
+        lo[lo == len(self.hashes)] = 0
         out: list[int] = []
-        for i in found.tolist():
-            out.extend(self.values[lo[i]:hi[i]].tolist())
+        for i in (self.hashes[lo] == q).nonzero()[0].tolist():  # most reads: none
+            j, h = int(lo[i]), int(q[i])
+            while j < len(self.hashes) and self.hashes[j] == h:
+                out.append(int(self.values[j]))
+                j += 1
         return out
 
 
@@ -122,37 +128,41 @@ class PlateIndex:
             (wild if is_wildcard(p) else plain).add(p)
         self.patterns: list[str] = sorted(plain)
         n = len(self.patterns)
-        numbers = np.arange(n, dtype=np.int32)
-        self._canon = _HashTable(_hashes(map(canonical, self.patterns), n), numbers)
         counts = np.zeros(n, dtype=np.int32)
 
-        def deletion_hashes() -> Iterable[int]:  # streamed: no list of 7 million strings
+        def keys() -> Iterable[int]:  # streamed: no list of 7 million strings
             for i, p in enumerate(self.patterns):
-                d = deletions(canonical(p))
-                counts[i] = len(d)
+                c = canonical(p)
+                d = deletions(c)
+                counts[i] = 1 + len(d)
+                yield hash(c)
                 yield from map(hash, d)
 
-        hashes = np.fromiter(deletion_hashes(), dtype=np.int64)
-        self._deleted = _HashTable(hashes, np.repeat(numbers, counts))
+        hashes = np.fromiter(keys(), dtype=np.int64)
+        self._table = _HashTable(hashes, np.repeat(np.arange(n, dtype=np.int32), counts))
         self._build_wildcards(sorted(wild))
 
     def _build_wildcards(self, wild: list[str]) -> None:
         self.wildcards = wild
         # '?'-only patterns: (length, positions of '?') -> canonical literal chars -> patterns
-        self._fixed: dict[tuple[int, tuple[int, ...]], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-        self._runs: list[tuple[re.Pattern[str], str]] = []
+        fixed: dict[tuple[int, tuple[int, ...]], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        # '*' patterns: canonical characters before the first wildcard -> (regex, pattern)
+        self._runs: dict[str, list[tuple[re.Pattern[str], str]]] = defaultdict(list)
         for p in wild:
             if "*" in p:
-                self._runs.append((re.compile(wildcard_regex(p)), p))
+                cp = canonical(p)
+                prefix = cp[: min(i for i in (cp.find("?"), cp.find("*")) if i >= 0)]
+                self._runs[prefix].append((re.compile(wildcard_regex(p)), p))
                 continue
             holes = tuple(i for i, c in enumerate(p) if c == "?")
             literal = canonical("".join(c for c in p if c != "?"))
-            self._fixed[(len(p), holes)][literal].append(p)
-        self._fixed_by_len: dict[int, list[tuple[int, ...]]] = defaultdict(list)
-        for length, holes in self._fixed:
-            self._fixed_by_len[length].append(holes)
-        self._any_run = (re.compile("|".join(f"(?:{r.pattern})" for r, _ in self._runs))
-                         if self._runs else None)
+            fixed[(len(p), holes)][literal].append(p)
+        # per read length: (picks the known characters, their table)
+        self._fixed_by_len: dict[int, list[tuple[Callable[[str], Any], dict[str, list[str]]]]] = defaultdict(list)
+        for (length, holes), table in fixed.items():
+            known = itemgetter(*(i for i in range(length) if i not in holes))
+            self._fixed_by_len[length].append((known, table))
+        self._run_prefix_lens = sorted({len(prefix) for prefix in self._runs})
 
     def __len__(self) -> int:
         return len(self.patterns) + len(self.wildcards)
@@ -160,7 +170,7 @@ class PlateIndex:
     @property
     def nbytes(self) -> int:
         """Approximate memory of the lookup tables (not counting the pattern strings)."""
-        return self._canon.nbytes + self._deleted.nbytes
+        return self._table.nbytes
 
     def match(self, plate: str) -> list[Hit]:
         """Every pattern the (normalised) plate matches, best kind first."""
@@ -168,28 +178,24 @@ class PlateIndex:
             return []
         q = canonical(plate)
         hits: dict[str, MatchKind] = {}
-        pats = self.patterns
-        shorter = deletions(q)
-        for i in self._canon.get([q, *shorter]):
-            p = pats[i]
+        for i in set(self._table.get([q, *deletions(q)])):
+            p = self.patterns[i]
             cp = canonical(p)
             if cp == q:
                 hits[p] = MatchKind.EXACT if p == plate else MatchKind.CONFUSABLE
-            elif len(cp) == len(q) - 1 and cp in shorter:  # the read has an extra character
-                hits.setdefault(p, MatchKind.NEAR)
-        for i in self._deleted.get([q]):  # the read is missing a character
-            p = pats[i]
-            if one_indel_apart(canonical(p), q):
-                hits.setdefault(p, MatchKind.NEAR)
+            elif one_indel_apart(cp, q):
+                hits[p] = MatchKind.NEAR
+            # else: one substitution apart (both lost a different character), or a hash collision
         for p in self._match_wildcards(q):
             hits.setdefault(p, MatchKind.PARTIAL)
         return sorted(Hit(kind, p) for p, kind in hits.items())
 
     def _match_wildcards(self, q: str) -> list[str]:
         out: list[str] = []
-        for holes in self._fixed_by_len.get(len(q), ()):
-            literal = "".join(c for i, c in enumerate(q) if i not in holes)
-            out.extend(self._fixed[(len(q), holes)].get(literal, ()))
-        if self._any_run is not None and self._any_run.fullmatch(q):
-            out.extend(p for r, p in self._runs if r.fullmatch(q))
+        for known, table in self._fixed_by_len.get(len(q), ()):
+            out.extend(table.get("".join(known(q)), ()))
+        for n in self._run_prefix_lens:
+            if n > len(q):
+                break
+            out.extend(p for r, p in self._runs.get(q[:n], ()) if r.fullmatch(q))
         return out

@@ -1,10 +1,13 @@
 """The hotlist in SQLite: the department list, officer-entered plates and list metadata.
 
-Every change runs in one transaction and bumps ``revision`` in ``hotlist_meta``,
-so other processes (the CLI, the sync) and the daemon's index agree on when the
-list changed, and a reader sees the old list or the new one, never half.
-The department list (``officer_entered = 0``) is replaced or patched by imports
-and sync; officer-entered plates survive both.
+A whole department list (import, sync snapshot) is written in chunks of a few
+thousand rows under a new *generation* number, then made current by one tiny
+transaction that also bumps ``revision``; the old generation is then deleted
+in chunks. Readers only see the current generation, so they see the old list
+or the new one, never half, and the daemon's own writes (reads, alerts) never
+wait more than one chunk for the write lock, even for a million-row list.
+Deltas and officer entries are small and change the current list directly.
+Officer-entered plates (generation 0) survive department list changes.
 """
 
 from __future__ import annotations
@@ -13,15 +16,19 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from alprd.hotlist.entries import Entry, today
 from alprd.store import Store, utc_now
 
+CHUNK_ROWS = 5000
 _COLUMNS = ("pattern", "state", "category", "priority", "source", "case_number", "entered",
-            "expires", "note", "officer_entered")
+            "expires", "note", "officer_entered", "generation")
 _INSERT = f"insert into hotlist ({', '.join(_COLUMNS)}) values ({', '.join('?' * len(_COLUMNS))})"
-_LIVE = "(expires is null or expires = '' or expires >= ?)"
+_GENERATION = "(select cast(value as integer) from hotlist_meta where key = 'generation')"
+_CURRENT = f"(officer_entered = 1 or generation = {_GENERATION})"
+_UNEXPIRED = "(expires is null or expires = '' or expires >= ?)"
 
 
 @dataclass(frozen=True)
@@ -32,13 +39,17 @@ class ListMeta:
     source: str
 
 
-def _rows(entries: Iterable[Entry]) -> Iterator[tuple[Any, ...]]:
-    for e in entries:
-        row = e.to_row()
-        yield tuple(row[c] for c in _COLUMNS)
+def _row(e: Entry, generation: int) -> tuple[Any, ...]:
+    return (e.pattern, e.state, e.category, e.priority, e.source, e.case_number, e.entered,
+            e.expires, e.note, int(e.officer_entered), generation)
 
 
-def _set_meta(db, **values: Any) -> None:
+def _get(db, key: str, default: int = 0) -> int:
+    row = db.conn.execute("select value from hotlist_meta where key = ?", [key]).fetchone()
+    return int(row[0]) if row else default
+
+
+def _set(db, **values: Any) -> None:
     db.conn.executemany(
         "insert into hotlist_meta (key, value) values (?, ?) "
         "on conflict(key) do update set value = excluded.value",
@@ -47,11 +58,10 @@ def _set_meta(db, **values: Any) -> None:
 
 
 def _bump(db, department_changed: bool, **values: Any) -> None:
-    rev = db.conn.execute("select value from hotlist_meta where key = 'revision'").fetchone()
-    values["revision"] = int(rev[0]) + 1 if rev else 1
+    values["revision"] = _get(db, "revision") + 1
     if department_changed:
         values["updated_at"] = utc_now()
-    _set_meta(db, **values)
+    _set(db, **values)
 
 
 def meta(store: Store) -> ListMeta:
@@ -60,31 +70,60 @@ def meta(store: Store) -> ListMeta:
                     kv.get("source", ""))
 
 
+def _purge(store: Store, below: int, only: int | None = None) -> None:
+    """Delete department rows of generations below ``below`` (or exactly ``only``), chunk by chunk."""
+    cond, arg = ("generation = ?", only) if only is not None else ("generation < ?", below)
+    while True:
+        with store.transaction() as db:
+            n = db.conn.execute(
+                f"delete from hotlist where rowid in (select rowid from hotlist where officer_entered = 0 "
+                f"and generation > 0 and {cond} limit {CHUNK_ROWS})", [arg]).rowcount
+        if n < CHUNK_ROWS:
+            return
+
+
 def replace_department_list(store: Store, entries: Iterable[Entry], source: str,
                             version: int | None = None) -> int:
-    """Swap in a whole new department list in one transaction; returns its size."""
+    """Swap in a whole new department list; readers see it all at once. Returns its size."""
     with store.transaction() as db:
-        db.conn.execute("delete from hotlist where officer_entered = 0")
-        n = db.conn.executemany(_INSERT, _rows(entries)).rowcount
-        extra = {"version": version} if version is not None else {}
-        _bump(db, True, source=source, **extra)
+        generation = _get(db, "next_generation", 1)
+        _set(db, next_generation=generation + 1)
+    rows: Iterator[tuple[Any, ...]] = (_row(e, generation) for e in entries)
+    n = 0
+    try:
+        while chunk := list(islice(rows, CHUNK_ROWS)):
+            with store.transaction() as db:
+                db.conn.executemany(_INSERT, chunk)
+            n += len(chunk)
+        with store.transaction() as db:
+            if _get(db, "generation") > generation:
+                raise RuntimeError("a newer list was stored meanwhile; this one is dropped")
+            extra = {"version": version} if version is not None else {}
+            _bump(db, True, generation=generation, source=source, **extra)
+    except BaseException:
+        _purge(store, 0, only=generation)
+        raise
+    _purge(store, below=generation)
     return n
 
 
-def apply_delta(store: Store, add: Iterable[Entry], remove: Iterable[str], version: int, source: str) -> tuple[int, int]:
-    """Remove department entries by pattern, add new ones; returns (added, removed)."""
+def apply_delta(store: Store, add: Iterable[Entry], remove: Iterable[str], version: int,
+                source: str) -> tuple[int, int]:
+    """Remove current department entries by pattern, add new ones; returns (added, removed)."""
     with store.transaction() as db:
+        generation = _get(db, "generation")
         removed = db.conn.executemany(
-            "delete from hotlist where officer_entered = 0 and pattern = ?", [(p,) for p in remove]
+            "delete from hotlist where officer_entered = 0 and generation = ? and pattern = ?",
+            [(generation, p) for p in remove],
         ).rowcount
-        added = db.conn.executemany(_INSERT, _rows(add)).rowcount
+        added = db.conn.executemany(_INSERT, [_row(e, generation) for e in add]).rowcount
         _bump(db, True, source=source, version=version)
     return added, removed
 
 
 def add_officer_entry(store: Store, entry: Entry) -> int:
     with store.transaction() as db:
-        cur = db.conn.execute(_INSERT, next(_rows([entry])))
+        cur = db.conn.execute(_INSERT, _row(entry, 0))
         _bump(db, False)
         return cur.lastrowid
 
@@ -99,7 +138,7 @@ def remove_officer_entries(store: Store, pattern: str) -> int:
 
 def list_entries(store: Store, officer_only: bool = True, pattern: str | None = None,
                  limit: int = 1000) -> list[dict[str, Any]]:
-    where, params = ["1 = 1"], []
+    where, params = [_CURRENT], []
     if officer_only:
         where.append("officer_entered = 1")
     if pattern:
@@ -110,13 +149,13 @@ def list_entries(store: Store, officer_only: bool = True, pattern: str | None = 
 
 
 def entries_for(store: Store, patterns: Iterable[str]) -> list[dict[str, Any]]:
-    """The unexpired entries with these exact patterns (to turn index hits into alerts)."""
+    """The current, unexpired entries with these exact patterns (index hits -> alerts)."""
     pats = list(dict.fromkeys(patterns))
     if not pats:
         return []
     return store.query(
-        f"select * from hotlist where pattern in ({', '.join('?' * len(pats))}) and {_LIVE}",
-        [*pats, today()],
+        f"select * from hotlist where pattern in ({', '.join('?' * len(pats))}) and {_CURRENT} "
+        f"and {_UNEXPIRED}", [*pats, today()],
     )
 
 
@@ -127,7 +166,7 @@ def snapshot_patterns(store: Store) -> tuple[int, int, list[str]]:
     with closing(sqlite3.connect(uri, uri=True, timeout=30)) as conn:
         conn.execute("begin")
         kv = dict(conn.execute("select key, value from hotlist_meta where key in ('revision', 'version')"))
-        pats = [r[0] for r in conn.execute(f"select distinct pattern from hotlist where {_LIVE}", [today()])]
+        pats = [r[0] for r in conn.execute(
+            f"select distinct pattern from hotlist where {_CURRENT} and {_UNEXPIRED}", [today()])]
         conn.execute("commit")
     return int(kv.get("revision", 0)), int(kv.get("version", 0)), pats
-

@@ -180,6 +180,15 @@ def _hotlist_0001_lookup(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE alerts ADD COLUMN disposition_note TEXT")
 
 
+def _hotlist_0002_generation(db: sqlite_utils.Database) -> None:
+    """A department list is written in small chunks under a new generation number and
+    made current by one tiny transaction, so a million-row list never holds the write
+    lock for long; rows of other generations are invisible and purged in chunks."""
+    db.execute("ALTER TABLE hotlist ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
+    db.execute("DROP INDEX idx_hotlist_officer")
+    db.execute("CREATE INDEX idx_hotlist_generation ON hotlist(generation)")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 # Append only. The position in this list is the schema version it brings.
@@ -188,6 +197,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("audit_0001_sessions", _audit_0001_sessions),
     ("policy_0001_search", _policy_0001_search),
     ("hotlist_0001_lookup", _hotlist_0001_lookup),
+    ("hotlist_0002_generation", _hotlist_0002_generation),
 ]
 
 
