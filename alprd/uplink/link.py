@@ -10,6 +10,7 @@ waiting in SQLite whatever the broker does.
 
 from __future__ import annotations
 
+import logging
 import random
 import socket
 import ssl
@@ -76,7 +77,8 @@ class Link:
     ):
         self.cfg = cfg
         self.client = make_client(cfg, client_id)
-        self.client.suppress_exceptions = True  # a bug in a callback must not end the network thread
+        self.client.suppress_exceptions = True  # a bug in a callback must not end the network thread...
+        self.client.enable_logger(logging.getLogger("paho.mqtt"))  # ...but it is reported
         self._connect = connect_options(cfg, clean_start, session_expiry_s)
         self._status_topic = status_topic
         self._birth = birth
