@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -25,6 +27,7 @@ from alprd.audit import (
 from alprd.audit.accesslog import GENESIS
 from alprd.audit.users import may_bootstrap
 from alprd.config import Config, PolicyConfig
+from alprd.store import Store
 
 PASSWORD = "correct horse battery"
 
@@ -123,6 +126,25 @@ def test_reordered_records_are_named(log, store):
     kinds = {(p.seq, p.kind) for p in log.verify()}
     assert (2, "reordered") in kinds and (3, "reordered") in kinds
     assert all(kind != "edited" for _, kind in kinds)
+
+
+def test_processes_appending_at_once_keep_one_chain(tmp_path):
+    script = (f"from alprd.audit import AccessLog; from alprd.store import Store; "
+              f"log = AccessLog(Store({str(tmp_path / 'a.db')!r}))\n"
+              "for i in range(40): log.record('p', 'search', {'i': i}, case_number='C')")
+    Store(tmp_path / "a.db").close()
+    procs = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(3)]
+    assert all(p.wait(60) == 0 for p in procs)
+    log = AccessLog(Store(tmp_path / "a.db"))
+    assert len(log.show()) == 120 and log.verify() == []
+
+
+def test_record_inside_a_callers_transaction(store):
+    log = AccessLog(store)
+    with store.transaction() as db:
+        db["hotlist_meta"].insert({"key": "k", "value": "v"})
+        log.record("op1", "hotlist.add", {"k": "v"})
+    assert log.verify() == [] and store.query("SELECT value FROM hotlist_meta")[0]["value"] == "v"
 
 
 def _chain(n: int) -> list[dict]:

@@ -129,7 +129,8 @@ class AccessLog:
             "case_number": case_number or None, "reason": reason or None, "records": int(records),
         }
         with self.store.transaction() as db:
-            db.execute("BEGIN IMMEDIATE")  # other processes append too: take the write lock first
+            if not db.conn.in_transaction:  # other processes append too: take the write lock first
+                db.execute("BEGIN IMMEDIATE")
             last = db.execute("SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
             row = {"seq": seq, **fields, "prev_hash": prev, "hash": record_hash(prev, fields)}
