@@ -184,3 +184,10 @@ def test_match_kinds_that_alert_are_configurable(store, tmp_path):
     alerter = Alerter(store, hot, cfg)
     assert alerter(stored(store, read("ABC1234"))) is None  # near: not wanted here
     assert alerter(stored(store, read("A8C123")))["match_kind"] == "confusable"
+
+
+def test_sync_is_attached_only_with_the_uplink_enabled(tmp_path):
+    cfg = make_config(tmp_path, uplink={"enabled": True, "host": "127.0.0.1"})
+    daemon = build_daemon(cfg, source=ScriptedSource([]), reader=fake_reader())
+    assert "hotlist_sync" in daemon.status_providers and "hotlist" in daemon.status_providers
+    daemon.store.close()
