@@ -123,7 +123,7 @@ def test_purge_deletes_only_old_uploaded_unheld_reads(store):
     not_uploaded = add_read(store, "LATE01", days_ago=40, uploaded=False)
     held = add_read(store, "HELD01", days_ago=45)
     released = add_read(store, "REL001", days_ago=45)
-    add_alert(store, old, "stolen_vehicle", "verified")
+    add_alert(store, old, "stolen_vehicle", "confirmed")
     evidence.add_hold(store, "C-1", "robbery suspect vehicle", [held], by="op1")
     gone = evidence.add_hold(store, "C-2", "closed case", [released], by="op1")
     evidence.release_hold(store, gone)
@@ -140,7 +140,7 @@ def test_purge_deletes_only_old_uploaded_unheld_reads(store):
     assert AccessLog(store).show(action="purge")[0].records == 2
     archived = {(r["month"], r["metric"]): r["n"] for r in store.query("SELECT * FROM usage_archive")}
     assert archived == {("2026-05", "reads"): 2, ("2026-05", "hits:stolen_vehicle"): 1,
-                        ("2026-05", "disposition:verified"): 1}
+                        ("2026-05", "disposition:confirmed"): 1}
     assert purge(store, 30, now=NOW).deleted == 0  # nothing left to do
 
 
@@ -282,10 +282,11 @@ def test_months_between_covers_touched_months():
 
 def test_report_counts_live_and_purged_data(store, tmp_path):
     old = add_read(store, "OLD100", days_ago=45)  # 2026-05, will be purged
-    add_alert(store, old, "stolen_vehicle", "verified")
+    add_alert(store, old, "stolen_vehicle", "confirmed")
     for plate in ("NEW100", "NEW200"):
         rid = add_read(store, plate, days_ago=1)  # 2026-06
     add_alert(store, rid, "amber_alert", "misread")
+    add_alert(store, rid, "amber_alert")
     purge(store, 30, now=NOW)
     log = AccessLog(store)
     log.record("op1", "search", {"plate": "NEW*"}, case_number="C-7", records=2)
@@ -295,15 +296,16 @@ def test_report_counts_live_and_purged_data(store, tmp_path):
 
     rep = report.gather(store, "2026-01-01T00:00:00.000000Z", iso(datetime.now(UTC) + timedelta(days=1)))
     assert rep.reads_by_month["2026-05"] == 1 and rep.reads_by_month["2026-06"] == 2
-    assert rep.hits_by_month["2026-05"] == 1 and rep.hits_by_month["2026-06"] == 1
-    assert rep.hits_by_category == {"stolen_vehicle": 1, "amber_alert": 1}
-    assert rep.dispositions == {"verified": 1, "misread": 1}
+    assert rep.hits_by_month["2026-05"] == 1 and rep.hits_by_month["2026-06"] == 2
+    assert rep.hits_by_category == {"stolen_vehicle": 1, "amber_alert": 2}
+    assert rep.dispositions == {"confirmed": 1, "misread": 1, "pending": 1}
     assert ("op1", "case C-7", 2, 3) in rep.searches
     assert ("op2", "suspicious vehicle at school", 1, 0) in rep.searches
     assert rep.audit_problems == [] and len(rep.releases) == 1 and len(rep.purges) == 1
 
     md, table = report.render_markdown(rep), report.render_csv(rep)
-    assert "- Plate reads: 3" in md and "verified 1, misread 1" in md and "hash chain intact" in md
+    assert "- Plate reads: 3" in md and "hash chain intact" in md
+    assert "systems 2 (confirmed 1, misread 1), not yet dispositioned 1" in md
     assert "| 2026-05 | 1 | 1 |" in md and "| op2 | suspicious vehicle at school | 1 | 0 |" in md
     rows = list(csv.reader(io.StringIO(table)))
     assert ["reads_by_month", "2026-06", "2"] in rows and ["audit", "chain_intact", "1"] in rows

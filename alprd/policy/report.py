@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from alprd.audit import AccessLog
+from alprd.policy.retention import PENDING
 from alprd.store import Store, utc_now
 
 
@@ -74,7 +75,7 @@ def gather(store: Store, since: str, until: str) -> UsageReport:
                          "GROUP BY m", span):
         rep.reads_by_month[r["m"]] += r["n"]
     for r in store.query("SELECT substr(ts, 1, 7) AS m, coalesce(category, '?') AS c, "
-                         "coalesce(disposition, 'pending') AS d, count(*) AS n FROM alerts "
+                         f"coalesce(disposition, '{PENDING}') AS d, count(*) AS n FROM alerts "
                          "WHERE ts >= ? AND ts < ? GROUP BY m, c, d", span):
         rep.hits_by_month[r["m"]] += r["n"]
         rep.hits_by_category[r["c"]] += r["n"]
@@ -110,13 +111,14 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def render_markdown(rep: UsageReport, chart_file: str | None = "chart.png") -> str:
-    verified = rep.dispositions.get("verified", 0)
-    misread = rep.dispositions.get("misread", 0)
+    pending = rep.dispositions.get(PENDING, 0)
     out = [f"# ALPR usage report {rep.since[:10]} to {rep.until[:10]} (UTC, end exclusive)", "",
            f"Generated {rep.generated_at[:19]}Z.", "",
            "## Summary", "",
            f"- Plate reads: {rep.total_reads}",
-           f"- Hotlist hits: {rep.total_hits} (verified {verified}, misread {misread})",
+           (f"- Hotlist hits: {rep.total_hits}; checked through NCIC/state systems {rep.total_hits - pending} "
+           f"(confirmed {rep.dispositions.get('confirmed', 0)}, misread {rep.dispositions.get('misread', 0)}), "
+           f"not yet dispositioned {pending}"),
            f"- Searches: {sum(s[2] for s in rep.searches)} by {len({s[0] for s in rep.searches})} user(s)",
            f"- Release requests: {len(rep.releases)}",
            f"- Purge runs: {len(rep.purges)}, reads purged: {sum(p['deleted'] for p in rep.purges)}",

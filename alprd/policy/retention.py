@@ -25,6 +25,7 @@ from alprd.config import PolicyConfig
 from alprd.log import get_logger
 from alprd.store import Store, StoreError, iso, utc_now
 
+PENDING = "pending"  # the archived disposition of an alert nobody dispositioned (NULL)
 BATCH = 2000  # reads per transaction: the pipeline's inserts wait at most one batch
 
 _HELD = ("EXISTS (SELECT 1 FROM hold_reads hr JOIN evidence_holds h ON h.id = hr.hold_id "
@@ -63,7 +64,7 @@ def _purge_batch(store: Store, cutoff: str) -> tuple[int, int]:
         db.execute(_ARCHIVE.format(select=f"SELECT substr(ts, 1, 7), 'hits:' || coalesce(category, '?'), count(*) "
                                           f"FROM alerts WHERE read_id IN {_IDS} GROUP BY 1, 2"), p)
         db.execute(_ARCHIVE.format(select="SELECT substr(ts, 1, 7), 'disposition:' || coalesce(disposition, "
-                                          f"'pending'), count(*) FROM alerts WHERE read_id IN {_IDS} GROUP BY 1, 2"), p)
+                                          f"'{PENDING}'), count(*) FROM alerts WHERE read_id IN {_IDS} GROUP BY 1, 2"), p)
         alerts = db.execute(f"DELETE FROM alerts WHERE read_id IN {_IDS}", p).rowcount
         db.execute(f"DELETE FROM hold_reads WHERE read_id IN {_IDS}", p)  # only released holds reach here
         db.execute(f"DELETE FROM reads WHERE id IN {_IDS}", p)
