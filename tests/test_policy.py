@@ -19,7 +19,7 @@ from alprd.audit import AccessLog
 from alprd.config import PolicyConfig
 from alprd.policy import evidence, release, report
 from alprd.policy.export import ExportError, verify_bundle, write_bundle
-from alprd.policy.retention import cutoff_for, purge, purge_service
+from alprd.policy.retention import RetentionService, cutoff_for, purge
 from alprd.policy.search import SearchError, SearchQuery, plate_pattern, plate_strategy, search
 from alprd.store import Read, iso
 
@@ -164,14 +164,15 @@ def test_cutoff_is_retention_days_before_now():
     assert cutoff_for(NOW, 30) == "2026-05-31T12:00:00.000000Z"
 
 
-def test_purge_service_runs_at_start_and_stops_on_request(store):
+def test_retention_service_runs_at_start_reports_and_stops_on_request(store):
     add_read(store, "OLD002", days_ago=400)
+    service = RetentionService(store, PolicyConfig(purge_interval_h=24))
 
     async def go():
         stop = asyncio.Event()
-        task = asyncio.create_task(purge_service(store, PolicyConfig(purge_interval_h=24))(stop))
+        task = asyncio.create_task(service.run(stop))
         for _ in range(200):
-            if store.count_reads() == 0:
+            if service.last_at:
                 break
             await asyncio.sleep(0.01)
         stop.set()
@@ -179,6 +180,8 @@ def test_purge_service_runs_at_start_and_stops_on_request(store):
 
     asyncio.run(go())
     assert store.count_reads() == 0
+    status = service.status()
+    assert status["deleted"] == 1 and status["retention_days"] == 30 and status["error"] is None
 
 
 # -- evidence and export ---------------------------------------------------------------
@@ -341,3 +344,4 @@ def test_daemon_purges_on_start(tmp_path):
     asyncio.run(daemon.run(install_signals=False))
     assert store.count_reads() == 0
     assert store.query("SELECT deleted FROM purge_log")[0]["deleted"] == 1
+    assert daemon.status()["retention"]["deleted"] == 1

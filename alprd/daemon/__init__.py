@@ -266,7 +266,7 @@ def build_daemon(
     from alprd.gps import FixedPosition
     from alprd.gps.serial_reader import SerialGps
     from alprd.hotlist.service import attach_hotlist
-    from alprd.policy.retention import purge_service
+    from alprd.policy.retention import RetentionService
     from alprd.uplink.uploader import Uploader
     from alprd.vision import load_reader
 
@@ -287,6 +287,8 @@ def build_daemon(
     if config.uplink.enabled:  # alerts written later are sent at once via Uploader.notify_alert()
         uploader = Uploader(config, store).attach(daemon)
         alerter.on_alert.append(lambda _alert: uploader.notify_alert())
-    daemon.services.append(purge_service(store, config.policy))  # retention, daily
+    retention = RetentionService(store, config.policy)  # purges at start, then daily
+    daemon.services.append(retention.run)
+    daemon.status_providers["retention"] = retention.status
     attach_status(daemon)
     return daemon

@@ -14,9 +14,10 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -104,19 +105,33 @@ def purge(store: Store, retention_days: int, now: datetime | None = None, by: st
     return result
 
 
-def purge_service(store: Store, policy: PolicyConfig) -> Callable[[asyncio.Event], Awaitable[None]]:
-    """The daemon's daily purge: once at start, then every ``purge_interval_h``."""
-    log = get_logger("alprd.policy")
+class RetentionService:
+    """The daemon's purge: once at start, then every ``purge_interval_h``; its last run in the status."""
 
-    async def purge_daily(stop: asyncio.Event) -> None:
+    def __init__(self, store: Store, policy: PolicyConfig):
+        self.store = store
+        self.policy = policy
+        self.last: PurgeResult | None = None
+        self.last_at: str | None = None
+        self.error: str | None = None
+        self.log = get_logger("alprd.policy")
+
+    async def run(self, stop: asyncio.Event) -> None:
         while True:
             try:
-                await asyncio.to_thread(purge, store, policy.retention_days, stop=stop.is_set)
+                self.last = await asyncio.to_thread(purge, self.store, self.policy.retention_days, stop=stop.is_set)
+                self.last_at, self.error = utc_now(), None
             except Exception as err:  # noqa: BLE001 - a failed purge is retried next time, never fatal
-                log.error("purge_failed", error=str(err))
+                self.error = str(err)
+                self.log.error("purge_failed", error=self.error)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), policy.purge_interval_h * 3600)
+                await asyncio.wait_for(stop.wait(), self.policy.purge_interval_h * 3600)
             if stop.is_set():
                 return
 
-    return purge_daily
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"retention_days": self.policy.retention_days, "last_purge_at": self.last_at,
+                               "error": self.error}
+        if self.last:
+            out.update(asdict(self.last))
+        return out
