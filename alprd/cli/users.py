@@ -31,7 +31,7 @@ from alprd.audit import (
 from alprd.audit.accesslog import format_record
 from alprd.audit.users import may_bootstrap
 from alprd.config import Config
-from alprd.store import Store, StoreError, iso
+from alprd.store import Store, StoreError, iso, utc_now
 
 EXIT_REFUSED = 3
 Handler = Callable[[argparse.Namespace, Config], int]
@@ -187,7 +187,8 @@ def cmd_users_list(args: argparse.Namespace, config: Config, store: Store) -> in
         if args.json:
             print(json.dumps(asdict(u)))
             continue
-        state = "disabled" if u.disabled else ("locked" if u.locked_until else "active")
+        locked = u.locked_until and u.locked_until > utc_now()
+        state = "disabled" if u.disabled else (f"locked until {u.locked_until[:16]}Z" if locked else "active")
         print(f"{u.username:<16} {u.role.value:<14} trained {u.trained_on or 'NO':<10}  {state}")
     return 0
 
