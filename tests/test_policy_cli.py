@@ -155,6 +155,9 @@ def test_hold_release_request_and_export_flow(cli, reads, tmp_path):
     rc, out, err = cli("hold", "add", "--plate", "*BC12*", "--case", "C-42", "--reason", "armed robbery getaway",
                        user="op1")
     assert rc == 0 and "2 read(s) held for case C-42" in out, err
+    rc, _, err = cli("hold", "add", "--plate", "*BC12*", "--limit", "2", "--case", "C-43", "--reason",
+                     "too many to hold at once", user="op1")
+    assert rc == 2 and "nothing held" in err
     rc, _, err = cli("hold", "add", "--read", reads[2], "--case", "C-42", user="op1")
     assert rc == 2 and "both --case and --reason" in err
 

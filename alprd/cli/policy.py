@@ -164,7 +164,11 @@ def cmd_hold_add(args: argparse.Namespace, config: Config, store: Store) -> int:
     access = authorize(args, store, config, "hold.add", roles=DATA_ROLES, require_reason=True)
     if not (access.case_number and access.reason):
         raise evidence.EvidenceError("an evidence hold needs both --case and --reason")
-    ids = list(args.read) + ([r["id"] for r in search(store, query)] if query else [])
+    found = search(store, query) if query else []
+    if query and len(found) == query.limit:
+        raise evidence.EvidenceError(f"the search matched {query.limit} reads or more; nothing held: narrow it, "
+                                     "or raise --limit to hold them all")
+    ids = list(args.read) + [r["id"] for r in found]
     hold_id = evidence.add_hold(store, access.case_number, access.reason, ids, by=access.username)
     hold = evidence.get_hold(store, hold_id)
     access.record({"hold": hold_id, "reads": args.read, **({"search": query.as_dict()} if query else {})},
