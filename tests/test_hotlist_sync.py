@@ -69,7 +69,7 @@ def test_without_a_key_nothing_is_accepted(store, tmp_path):
 def test_bad_rows_in_a_verified_list_are_skipped(store, cfg):
     body = snapshot_body(LIST, 2).replace(b'"wanted_person"', b'"parking"')
     out = apply_message(store, cfg, sign(body, KEY), "test")
-    assert out.loaded == 1 and "entry 2" in out.rejected[0] and "denied" in out.rejected[0]
+    assert out.loaded == 1 and "line 3" in out.rejected[0] and "denied" in out.rejected[0]
 
 
 async def _until(check, timeout: float = 10.0) -> None:

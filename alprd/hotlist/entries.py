@@ -187,20 +187,28 @@ def make_entry(fields: Mapping[str, Any], cfg: HotlistConfig, defaults: Mapping[
 Row = Mapping[str, Any] | EntryError  # a row, or why the file's line could not become one
 
 
-def entries_from_rows(rows: Iterable[tuple[str, Any]], cfg: HotlistConfig,
-                      defaults: Mapping[str, Any] | None = None,
-                      result: ParseResult | None = None) -> ParseResult:
-    """Validate (where, row) pairs: good rows become entries, bad ones errors."""
-    result = result if result is not None else ParseResult()
+def iter_entries(rows: Iterable[tuple[str, Any]], cfg: HotlistConfig, errors: list[RowError],
+                 defaults: Mapping[str, Any] | None = None) -> Iterator[Entry]:
+    """Validate (where, row) pairs lazily: good rows are yielded, bad ones appended to ``errors``."""
     for where, row in rows:
         try:
             if isinstance(row, EntryError):
                 raise row
             if not isinstance(row, Mapping):
                 raise EntryError("not an object with named fields")
-            result.entries.append(make_entry(row, cfg, defaults))
+            entry = make_entry(row, cfg, defaults)
         except EntryError as err:
-            result.errors.append(RowError(where, str(err)))
+            errors.append(RowError(where, str(err)))
+            continue
+        yield entry
+
+
+def entries_from_rows(rows: Iterable[tuple[str, Any]], cfg: HotlistConfig,
+                      defaults: Mapping[str, Any] | None = None,
+                      result: ParseResult | None = None) -> ParseResult:
+    """Validate (where, row) pairs: good rows become entries, bad ones errors."""
+    result = result if result is not None else ParseResult()
+    result.entries.extend(iter_entries(rows, cfg, result.errors, defaults))
     return result
 
 
@@ -221,6 +229,21 @@ def _csv_rows(text: str, result: ParseResult) -> Iterator[tuple[str, Row]]:
             yield where, row
 
 
+def json_lines(lines: Iterable[str | bytes], first: int = 1) -> Iterator[tuple[str, Row]]:
+    """Our JSON Lines format: one entry object a line; a header line (with ``format``) is skipped."""
+    for n, line in enumerate(lines, first):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            yield f"line {n}", EntryError(f"not valid JSON ({err})")
+            continue
+        if isinstance(row, dict) and "format" in row and not ({"pattern", "plate"} & set(row)):
+            continue
+        yield f"line {n}", row
+
+
 def _json_rows(text: str) -> Iterator[tuple[str, Row]]:
     """A document {"format", "version", "entries": [...]} or a list, else JSON Lines."""
     try:
@@ -232,17 +255,7 @@ def _json_rows(text: str) -> Iterator[tuple[str, Row]]:
     if isinstance(doc, list):
         yield from ((f"entry {i}", row) for i, row in enumerate(doc, 1))
         return
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            yield f"line {n}", EntryError(f"not valid JSON ({err.msg})")
-            continue
-        if isinstance(row, dict) and "format" in row and not ({"pattern", "plate"} & set(row)):
-            continue  # the header line
-        yield f"line {n}", row
+    yield from json_lines(text.splitlines())
 
 
 def parse_file_text(text: str, kind: str, cfg: HotlistConfig,

@@ -162,7 +162,7 @@ def entries_for(store: Store, patterns: Iterable[str]) -> list[dict[str, Any]]:
 def snapshot_patterns(store: Store) -> tuple[int, int, list[str]]:
     """(revision, version, live patterns) read in one snapshot on a connection of its own,
     so building a big index neither blocks the daemon's writers nor sees half a change."""
-    uri = f"file:{store.path}?mode=ro"
+    uri = f"{store.path.resolve().as_uri()}?mode=ro"
     with closing(sqlite3.connect(uri, uri=True, timeout=30)) as conn:
         conn.execute("begin")
         kv = dict(conn.execute("select key, value from hotlist_meta where key in ('revision', 'version')"))

@@ -4,11 +4,13 @@ Wire format (one MQTT message, QoS 1)::
 
     payload = hex(HMAC-SHA256(sync_key, body)) + "\\n" + body
 
-``body`` is UTF-8 JSON: ``{"format": "alprd-hotlist/1", "type": "snapshot",
-"version": N, "issued_at": ISO, "entries": [...]}`` for a whole list (published
-retained on ``<topic_prefix>/hotlist/snapshot``), or ``{"format": ..., "type":
-"delta", "version": N, "base_version": M, "add": [...], "remove": [pattern, ...]}``
-on ``<topic_prefix>/hotlist/delta``. Entries use the import's JSON fields.
+``body`` is our JSON Lines hotlist format (what ``alprd hotlist import`` reads):
+a header line ``{"format": "alprd-hotlist/1", "type": "snapshot", "version": N,
+"issued_at": ISO}`` then one entry object a line, for a whole list (published
+retained on ``<topic_prefix>/hotlist/snapshot``); or a header ``{"format": ...,
+"type": "delta", "version": N, "base_version": M, "remove": [pattern, ...]}``
+then the entries to add, on ``<topic_prefix>/hotlist/delta``. Lines are parsed
+one at a time, so a million-entry list never exists as a million dicts at once.
 
 A list is applied only if the signature verifies, its version is newer than
 the list in use, and (a delta) it continues from exactly that list; anything
@@ -22,15 +24,23 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from alprd.audit import AccessLog
 from alprd.config import Config, HotlistConfig, UplinkConfig
 from alprd.hotlist import repository
-from alprd.hotlist.entries import Entry, EntryError, RowError, entries_from_rows, normalize_pattern
+from alprd.hotlist.entries import (
+    Entry,
+    EntryError,
+    RowError,
+    iter_entries,
+    json_lines,
+    normalize_pattern,
+)
 from alprd.log import get_logger
 from alprd.store import Store, utc_now
 from alprd.uplink.client import connect_options, make_client
@@ -69,15 +79,28 @@ def verify(payload: bytes, key: str) -> bytes:
     return body
 
 
+def _body(header: dict[str, Any], entries: Iterable[Entry]) -> bytes:
+    lines = [json.dumps({"format": FORMAT, **header, "issued_at": utc_now()})]
+    lines += (json.dumps(e.to_json(), separators=(",", ":")) for e in entries)
+    return "\n".join(lines).encode()
+
+
 def snapshot_body(entries: Iterable[Entry], version: int) -> bytes:
-    return json.dumps({"format": FORMAT, "type": "snapshot", "version": version, "issued_at": utc_now(),
-                       "entries": [e.to_json() for e in entries]}, separators=(",", ":")).encode()
+    return _body({"type": "snapshot", "version": version}, entries)
 
 
 def delta_body(add: Iterable[Entry], remove: Iterable[str], version: int, base_version: int) -> bytes:
-    return json.dumps({"format": FORMAT, "type": "delta", "version": version, "base_version": base_version,
-                       "issued_at": utc_now(), "add": [e.to_json() for e in add],
-                       "remove": list(remove)}, separators=(",", ":")).encode()
+    return _body({"type": "delta", "version": version, "base_version": base_version,
+                  "remove": list(remove)}, add)
+
+
+def _lines(body: bytes, start: int) -> Iterator[bytes]:
+    """The lines of ``body`` from ``start``, sliced one at a time."""
+    while start < len(body):
+        end = body.find(b"\n", start)
+        end = len(body) if end < 0 else end
+        yield body[start:end]
+        start = end + 1
 
 
 @dataclass
@@ -89,40 +112,44 @@ class SyncOutcome:
     rejected: list[str]
 
 
-def _parse(body: bytes) -> dict:
+def _header(body: bytes) -> tuple[dict[str, Any], int]:
+    """The header object and where the entry lines start."""
+    end = body.find(b"\n")
+    end = len(body) if end < 0 else end
     try:
-        doc = json.loads(body)
+        doc = json.loads(body[:end])
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SyncRefused(f"signed list is not valid JSON ({err})") from None
+        raise SyncRefused(f"signed list has no valid JSON header line ({err})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("type") not in ("snapshot", "delta"):
         raise SyncRefused(f"not an {FORMAT} snapshot or delta")
     if not isinstance(doc.get("version"), int):
         raise SyncRefused("list has no integer version")
-    return doc
+    return doc, end + 1
 
 
 def apply_message(store: Store, cfg: HotlistConfig, payload: bytes, source: str) -> SyncOutcome:
     """Verify and apply one sync message; raises SyncRefused with the reason."""
-    doc = _parse(verify(payload, cfg.sync_key))
+    body = verify(payload, cfg.sync_key)
+    doc, start = _header(body)
     version, current = doc["version"], repository.meta(store).version
     if version <= current:
         raise SyncRefused(f"version {version} is not newer than the list in use (version {current})")
+    errors: list[RowError] = []
+    entries = iter_entries(json_lines(_lines(body, start), first=2), cfg, errors)
     if doc["type"] == "snapshot":
-        parsed = entries_from_rows(((f"entry {i}", r) for i, r in enumerate(doc.get("entries") or [], 1)), cfg)
-        n = repository.replace_department_list(store, parsed.entries, source, version)
-        return SyncOutcome("snapshot", version, n, 0, [str(e) for e in parsed.errors])
+        n = repository.replace_department_list(store, entries, source, version)
+        return SyncOutcome("snapshot", version, n, 0, [str(e) for e in errors])
     if doc.get("base_version") != current:
         raise SyncRefused(f"delta to version {version} continues version {doc.get('base_version')}, but the "
                           f"list in use is version {current}: waiting for a snapshot")
-    parsed = entries_from_rows(((f"add {i}", r) for i, r in enumerate(doc.get("add") or [], 1)), cfg)
     remove = []
     for i, p in enumerate(doc.get("remove") or [], 1):
         try:
             remove.append(normalize_pattern(p))
         except EntryError as err:
-            parsed.errors.append(RowError(f"remove {i}", str(err)))
-    added, removed = repository.apply_delta(store, parsed.entries, remove, version, source)
-    return SyncOutcome("delta", version, added, removed, [str(e) for e in parsed.errors])
+            errors.append(RowError(f"remove {i}", str(err)))
+    added, removed = repository.apply_delta(store, list(entries), remove, version, source)
+    return SyncOutcome("delta", version, added, removed, [str(e) for e in errors])
 
 
 class HotlistSync:
