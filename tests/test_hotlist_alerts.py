@@ -103,7 +103,7 @@ def test_a_missing_or_stale_list_is_a_health_warning(store, tmp_path):
     hot = Hotlist(store, make_config(tmp_path, hotlist={"stale_after_h": 1}).hotlist)
     assert hot.status()["severity"] == "warning"
     repository.replace_department_list(store, [Entry("ABC123", "bolo")], "test")
-    assert hot.status()["severity"] == "ok"
+    assert hot.status()["severity"] == "ok" and hot.status()["entries"] == 1
     store.db.conn.execute("update hotlist_meta set value = '2026-01-01T00:00:00.000000Z' where key = 'updated_at'")
     store.db.conn.commit()
     assert "stale" in hot.status()["message"]

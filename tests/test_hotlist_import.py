@@ -95,7 +95,7 @@ def test_department_list_swap_keeps_officer_entries_and_bumps_revision(store):
     pats = {r["pattern"] for r in repository.list_entries(store, officer_only=False)}
     assert pats == {"OFF111", "NEW999"}
     m = repository.meta(store)
-    assert (m.version, m.revision) == (3, 3)
+    assert (m.version, m.revision, m.entries) == (3, 3, 2)
     assert repository.remove_officer_entries(store, "OFF111") == 1
     assert repository.remove_officer_entries(store, "NEW999") == 0  # department entries are not officers' to remove
 

@@ -172,11 +172,9 @@ def cmd_list(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 @guarded
 def cmd_status(args: argparse.Namespace, config: Config, store: Store) -> int:
-    hot = Hotlist(store, config.hotlist)
-    hot.reload()
-    s = hot.status()
+    s = Hotlist(store, config.hotlist).status()
     print(f"{s['severity']}: {s['message']}")
-    print(f"  patterns: {s['patterns']}  source: {s['source'] or '-'}  updated: {s['updated_at'] or 'never'}")
+    print(f"  entries: {s['entries']}  source: {s['source'] or '-'}  updated: {s['updated_at'] or 'never'}")
     return 0 if s["severity"] == "ok" else 1
 
 

@@ -100,5 +100,6 @@ class Hotlist:
         return {
             "severity": severity, "message": message, "version": m.version,
             "updated_at": m.updated_at, "age_h": None if age_h is None else round(age_h, 2),
-            "source": m.source, "patterns": len(self.index), "loaded_at": self.loaded_at,
+            "source": m.source, "entries": m.entries, "patterns_loaded": len(self.index),
+            "loaded_at": self.loaded_at,
         }

@@ -37,6 +37,7 @@ class ListMeta:
     revision: int  # bumped by every change, officer-entered ones included
     updated_at: str | None  # when the department list last changed
     source: str
+    entries: int  # department and officer entries in use
 
 
 def _row(e: Entry, generation: int) -> tuple[Any, ...]:
@@ -58,16 +59,18 @@ def _set(db, **values: Any) -> None:
 
 
 def _bump(db, department_changed: bool, **values: Any) -> None:
+    """Record a change (in its transaction): new revision, list size, and what else is given."""
     values["revision"] = _get(db, "revision") + 1
     if department_changed:
         values["updated_at"] = utc_now()
     _set(db, **values)
+    _set(db, entries=db.conn.execute(f"select count(*) from hotlist where {_CURRENT}").fetchone()[0])
 
 
 def meta(store: Store) -> ListMeta:
     kv = {r["key"]: r["value"] for r in store.query("select key, value from hotlist_meta")}
     return ListMeta(int(kv.get("version", 0)), int(kv.get("revision", 0)), kv.get("updated_at"),
-                    kv.get("source", ""))
+                    kv.get("source", ""), int(kv.get("entries", 0)))
 
 
 def _purge(store: Store, below: int, only: int | None = None) -> None:
