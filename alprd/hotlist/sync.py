@@ -188,16 +188,16 @@ class HotlistSync:
         self._loop.call_soon_threadsafe(self._offer, (msg.topic, bytes(msg.payload)))
 
     def handle(self, topic: str, payload: bytes) -> SyncOutcome | None:
-        """Apply one message (blocking; run off the event loop); None if refused."""
+        """Apply one message (blocking; run off the event loop); None if refused.
+        The counters move last, once the list is in use (or the refusal is on record)."""
         audit = AccessLog(self.store)
         try:
             out = apply_message(self.store, self.config.hotlist, payload, f"sync:{topic}")
         except SyncRefused as err:
-            self.refused += 1
             self.log.warning("hotlist_sync_refused", topic=topic, reason=str(err))
             audit.record(None, "hotlist.sync_refused", {"topic": topic}, reason=str(err))
+            self.refused += 1
             return None
-        self.accepted += 1
         self.log.info("hotlist_sync_applied", topic=topic, kind=out.kind, version=out.version,
                       loaded=out.loaded, removed=out.removed, rejected_rows=len(out.rejected))
         for problem in out.rejected[:20]:
@@ -206,6 +206,7 @@ class HotlistSync:
                                             "rejected": len(out.rejected)}, records=out.loaded + out.removed)
         if self.on_change:
             self.on_change()
+        self.accepted += 1
         return out
 
     async def run(self, stop: asyncio.Event) -> None:
