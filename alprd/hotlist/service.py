@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from alprd.config import Config
@@ -18,7 +19,10 @@ def attach_hotlist(daemon: Any, config: Config, store: Store) -> Alerter:
     alerter, whose ``on_alert`` listeners are called after each alert is stored.
     """
     hotlist = Hotlist(store, config.hotlist)
-    hotlist.reload()
+    try:
+        hotlist.reload()
+    except sqlite3.Error as err:  # the reload service retries; reads are still stored meanwhile
+        hotlist.log.error("hotlist_load_failed", error=str(err))
     alerter = Alerter(store, hotlist, config)
     daemon.read_listeners.append(alerter)
     daemon.services.append(hotlist.watch)
