@@ -86,3 +86,19 @@ def test_read_is_durable_once_insert_returns(tmp_path):
     # another connection (another process after a crash) sees it at once
     conn = sqlite3.connect(path)
     assert conn.execute("select plate from reads where id = ?", (r.id,)).fetchone() == ("ABC1234",)
+
+
+def test_transaction_rolls_back_every_statement(store):
+    try:
+        with store.transaction() as db:
+            db.execute("insert into hotlist (pattern, category) values ('AAA111', 'stolen_vehicle')")
+            db["hotlist"].insert({"pattern": "BBB222", "category": "stolen_vehicle"})
+            raise RuntimeError("power cut")
+    except RuntimeError:
+        pass
+    assert store.query("select count(*) as n from hotlist")[0]["n"] == 0
+    with store.transaction() as db:
+        db.execute("insert into hotlist (pattern, category) values ('AAA111', 'stolen_vehicle')")
+        with store.transaction():  # nested joins the outer transaction
+            db["hotlist"].insert({"pattern": "BBB222", "category": "stolen_vehicle"})
+    assert store.query("select count(*) as n from hotlist")[0]["n"] == 2

@@ -290,9 +290,23 @@ class Store:
     # -- transactions ---------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """Serialise writers across threads and commit or roll back as one unit."""
-        with self._lock, self.db.conn:
-            yield self.db
+        """Serialise writers across threads and commit or roll back as one unit.
+
+        The explicit BEGIN matters: sqlite-utils commits each ``db.execute`` by
+        itself unless a transaction is already open. Nested use joins the outer one.
+        """
+        with self._lock:
+            conn = self.db.conn
+            if conn.in_transaction:
+                yield self.db
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
 
     def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
