@@ -56,20 +56,25 @@ class FrameSource(Protocol):
 
 
 class _Paced:
-    """Sleeps so that frames come out no faster than ``fps`` when realtime is on."""
+    """Numbers frames on the source's clock; when realtime, no faster than ``fps``."""
 
     def __init__(self, fps: float, realtime: bool):
+        self.fps = fps
         self.period = 1.0 / fps
         self.realtime = realtime
         self._next = 0.0
+        self.index = 0
 
-    def wait(self) -> None:
-        if not self.realtime:
-            return
-        now = time.monotonic()
-        if self._next > now:
-            time.sleep(self._next - now)
-        self._next = max(now, self._next) + self.period
+    def frame(self, image: np.ndarray) -> Frame:
+        """Wait for the frame's slot (when realtime) and number it on the source's clock."""
+        if self.realtime:
+            now = time.monotonic()
+            if self._next > now:
+                time.sleep(self._next - now)
+            self._next = max(now, self._next) + self.period
+        frame = Frame(image, self.index, self.index / self.fps)
+        self.index += 1
+        return frame
 
 
 class VideoFileSource:
@@ -80,7 +85,6 @@ class VideoFileSource:
         self.fps = cfg.fps
         self.live = cfg.realtime
         self._cap: cv2.VideoCapture | None = None
-        self._index = 0
         self._pace = _Paced(cfg.fps, cfg.realtime)
 
     def open(self) -> None:
@@ -98,7 +102,7 @@ class VideoFileSource:
 
     def read(self) -> Frame | None:
         assert self._cap is not None, "open() first"
-        if self.cfg.frames and self._index >= self.cfg.frames:
+        if self.cfg.frames and self._pace.index >= self.cfg.frames:
             return None
         ok, image = self._cap.read()
         if not ok and self.cfg.loop:
@@ -106,10 +110,7 @@ class VideoFileSource:
             ok, image = self._cap.read()
         if not ok:
             return None
-        self._pace.wait()
-        frame = Frame(image, self._index, self._index / self.fps)
-        self._index += 1
-        return frame
+        return self._pace.frame(image)
 
     def close(self) -> None:
         if self._cap is not None:
@@ -125,7 +126,6 @@ class ImageFolderSource:
         self.live = cfg.realtime
         self._files: list[Path] = []
         self._pos = 0
-        self._index = 0
         self._pace = _Paced(cfg.fps, cfg.realtime)
         self.skipped: list[Path] = []
         self._on_bad_file = on_bad_file
@@ -140,7 +140,7 @@ class ImageFolderSource:
 
     def read(self) -> Frame | None:
         while True:
-            if self.cfg.frames and self._index >= self.cfg.frames:
+            if self.cfg.frames and self._pace.index >= self.cfg.frames:
                 return None
             if self._pos >= len(self._files):
                 if not self.cfg.loop or not self._files:
@@ -154,10 +154,7 @@ class ImageFolderSource:
                 if self._on_bad_file:
                     self._on_bad_file(path)
                 continue
-            self._pace.wait()
-            frame = Frame(image, self._index, self._index / self.fps)
-            self._index += 1
-            return frame
+            return self._pace.frame(image)
 
     def close(self) -> None:
         pass
@@ -186,7 +183,6 @@ class SyntheticSource:
         self.live = cfg.realtime
         self._rng = np.random.default_rng(seed)
         self._seed = seed
-        self._index = 0
         self._pace = _Paced(cfg.fps, cfg.realtime)
         self._car_every, self._car_frames = car_every, car_frames
         self._cars: list[_Car] = []
@@ -195,7 +191,7 @@ class SyntheticSource:
 
     @property
     def plates_shown(self) -> list[str]:
-        return [c.plate for c in self._cars if c.start < self._index]
+        return [c.plate for c in self._cars if c.start < self._pace.index]
 
     def open(self) -> None:
         self._background = synth.street_scene(self.cfg.width, self.cfg.height, self._rng)
@@ -214,21 +210,18 @@ class SyntheticSource:
 
     def read(self) -> Frame | None:
         assert self._background is not None, "open() first"
-        if self.cfg.frames and self._index >= self.cfg.frames:
+        if self.cfg.frames and self._pace.index >= self.cfg.frames:
             return None
         image = self._background.copy()
-        car = self._car_at(self._index)
+        car = self._car_at(self._pace.index)
         if car is not None:
-            progress = (self._index - car.start + 0.5) / car.frames
+            progress = (self._pace.index - car.start + 0.5) / car.frames
             x = 0.2 + 0.6 * (progress if car.direction > 0 else 1 - progress)
             rng = np.random.default_rng(self._seed * 100_003 + car.start)  # same car colour each frame
             synth.paste_plate_on_car(image, self._plates[car.plate],
                                      (int(x * self.cfg.width), int(car.y * self.cfg.height)),
                                      car.width_px, rng)
-        self._pace.wait()
-        frame = Frame(image, self._index, self._index / self.fps)
-        self._index += 1
-        return frame
+        return self._pace.frame(image)
 
     def close(self) -> None:
         pass
