@@ -7,6 +7,7 @@ end is a stream going down, removing it is a camera that stays away.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sys
 import threading
@@ -43,7 +44,7 @@ def test_opencv_camera_reads_frames_with_monotonic_time(video):
     assert frames[0].image.shape == (240, 320, 3)
     assert cam.settings["width"] == 320 and cam.settings["backend"] == "FFMPEG"
     assert [f.index for f in frames] == list(range(5))
-    assert all(b.t >= a.t for a, b in zip(frames, frames[1:]))
+    assert all(b.t >= a.t for a, b in itertools.pairwise(frames))
 
 
 def test_unreachable_stream_and_missing_usb_device_name_the_fix(tmp_path):
@@ -68,7 +69,7 @@ def test_stream_that_ends_is_reopened_and_frames_keep_counting(video):
     status = cam.status()
     cam.close()
     assert [f.index for f in frames] == list(range(45))
-    assert all(b.t > a.t for a, b in zip(frames, frames[1:]))
+    assert all(b.t > a.t for a, b in itertools.pairwise(frames))
     assert status["opens"] == 3 and status["losses"] == 2 and status["state"] == "streaming"
     assert "no frame from" in status["last_error"]
 

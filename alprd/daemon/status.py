@@ -47,7 +47,7 @@ def notify(message: str, env: Mapping[str, str] = os.environ) -> bool:
         address = "\0" + address[1:]
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
         sock.connect(address)
-        sock.sendall(message.encode())
+        sock.send(message.encode(), socket.MSG_DONTWAIT)  # never block the event loop
     return True
 
 

@@ -58,6 +58,7 @@ class SerialGps:
         self.opens = 0
         self.bytes_read = 0
         self.last_error: str | None = None
+        self.hint: str | None = None  # the fix for last_error
         self.disconnected_since: str | None = utc_now()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -81,7 +82,7 @@ class SerialGps:
                 "quality": t.quality, "satellites": t.satellites, "hdop": t.hdop,
                 "sentences": t.counters.sentences, "garbage": t.counters.garbage + self.lines.dropped,
                 "bytes": self.bytes_read, "last_sentence_age_s": None if last is None else round(now - last, 1),
-                "opens": self.opens, "last_error": self.last_error,
+                "opens": self.opens, "last_error": self.last_error, "hint": self.hint,
                 "disconnected_since": None if self.connected else self.disconnected_since,
             }
 
@@ -143,6 +144,6 @@ class SerialGps:
                 self.lines.reset()
             self.connected = False
             changed = self.last_error != cause
-            self.last_error = cause
+            self.last_error, self.hint = cause, fix
         if changed:  # log each new problem once, not every back-off round
             self.log.warning("gps_port_lost", cause=cause, fix=fix)
