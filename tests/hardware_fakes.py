@@ -6,10 +6,12 @@ daemon, diagnostics) is the real one.
 
 from __future__ import annotations
 
+import math
 import os
 import pty
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import reduce
 from pathlib import Path
 
@@ -32,6 +34,39 @@ VTG = nmea("GPVTG,084.4,T,034.4,M,022.4,N,041.5,K")
 RMC_NO_FIX = nmea("GPRMC,123521,V,,,,,,,230394,,")
 GGA_NO_FIX = nmea("GPGGA,123521,,,,,0,00,99.9,,M,,M,,")
 GSV = nmea("GPGSV,3,1,11,03,03,111,00,04,15,270,00,06,01,010,00,13,06,292,00")
+
+
+def _ddmm(value: float, width: int) -> str:
+    deg = int(abs(value))
+    return f"{deg:0{width}d}{(abs(value) - deg) * 60:08.5f}"
+
+
+def drive_log(seconds: int = 20, lat: float = 39.7392, lon: float = -104.9903, speed_kmh: float = 54.0,
+              heading_deg: float = 90.0) -> tuple[list[str], list[tuple[float, float]]]:
+    """A 1 Hz stream shaped like a u-blox receiver's (GN talker, GSA/GSV/GLL/TXT between the fixes)
+    for a car driving straight; returns the lines and the true position of each second.
+    Synthetic, not a recording: it has exactly the structure a real receiver sends."""
+    lines, truth = [nmea("GNTXT,01,01,02,u-blox AG - www.u-blox.com")], []
+    t0 = datetime(2026, 11, 28, 4, 0, 0, tzinfo=UTC)
+    step_m = speed_kmh / 3.6
+    for i in range(seconds):
+        t = t0 + timedelta(seconds=i)
+        la = lat + (step_m * i * math.cos(math.radians(heading_deg))) / 111_320
+        lo = lon + (step_m * i * math.sin(math.radians(heading_deg))) / (111_320 * math.cos(math.radians(lat)))
+        ns, ew = ("N" if la >= 0 else "S"), ("E" if lo >= 0 else "W")
+        hms, dmy = t.strftime("%H%M%S.00"), t.strftime("%d%m%y")
+        pos = f"{_ddmm(la, 2)},{ns},{_ddmm(lo, 3)},{ew}"
+        knots = speed_kmh / 1.852
+        lines += [
+            nmea(f"GNRMC,{hms},A,{pos},{knots:.3f},{heading_deg:.2f},{dmy},,,A,V"),
+            nmea(f"GNVTG,{heading_deg:.2f},T,,M,{knots:.3f},N,{speed_kmh:.3f},K,A"),
+            nmea(f"GNGGA,{hms},{pos},1,09,1.02,1609.3,M,-21.4,M,,"),
+            nmea("GNGSA,A,3,05,13,15,18,20,23,24,,,,,,1.89,1.02,1.59,1"),
+            nmea("GPGSV,3,1,11,05,42,254,41,13,35,060,38,15,78,155,44,18,24,305,35,1"),
+            nmea(f"GNGLL,{pos},{hms},A,A"),
+        ]
+        truth.append((la, lo))
+    return lines, truth
 
 
 class PtyGps:

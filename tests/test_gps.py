@@ -15,6 +15,7 @@ from hardware_fakes import (
     VTG,
     FakeReader,
     PtyGps,
+    drive_log,
     nmea,
     wait_for,
 )
@@ -98,6 +99,43 @@ def test_random_bytes_never_raise_and_never_make_a_fix(noise):
     assert t.fix is None
 
 
+def test_a_drive_gives_the_true_track():
+    lines, truth = drive_log(seconds=5)
+    t = NmeaTracker()
+    for i, line in enumerate(lines):
+        assert t.feed_line(line, float(i))
+    assert (t.fix.lat, t.fix.lon) == pytest.approx(truth[-1], abs=1e-6)
+    assert t.fix.speed_kmh == pytest.approx(54.0, abs=0.01) and t.fix.heading_deg == 90.0
+    assert t.fix.utc == "2026-11-28T04:00:04.000000Z" and t.fix.satellites == 9
+    assert t.counters.by_type == {"RMC": 5, "VTG": 5, "GGA": 5} and t.counters.other == 16
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_cut_sentences_anywhere_in_a_drive_are_skipped(data):
+    """Sentences cut short (a dropout) count as garbage; the fix is the last intact one."""
+    lines, truth = drive_log(seconds=6)
+    cut = data.draw(st.sets(st.integers(1, len(lines) - 1), max_size=12))
+    stream = b""
+    for i, line in enumerate(lines):
+        if i in cut:
+            keep = data.draw(st.integers(1, len(line) - 1))
+            ending = data.draw(st.sampled_from(["\r\n", ""]))  # cut then newline, or run into the next
+            stream += (line[:keep] + ending).encode()
+        else:
+            stream += (line + "\r\n").encode()
+    a, t = LineAssembler(), NmeaTracker()
+    for line in a.feed(stream + b"\r\n"):  # the receiver goes on talking after the last cut
+        t.feed_line(line, 1.0)
+    assert t.counters.garbage + a.dropped == len(cut)
+    intact_fix_lines = [i for i in range(len(lines)) if i not in cut and lines[i][3:6] in ("RMC", "GGA")]
+    last_second = (intact_fix_lines[-1] - 1) // 6 if intact_fix_lines else None
+    if last_second is None:
+        assert t.fix is None
+    else:
+        assert (t.fix.lat, t.fix.lon) == pytest.approx(truth[last_second], abs=1e-6)
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.integers(0, len(RMC) - 1), st.characters(min_codepoint=32, max_codepoint=126))
 def test_any_single_character_change_is_rejected_or_harmless(pos, char):
@@ -144,6 +182,38 @@ def test_serial_reader_survives_garbage_and_unplugging(receiver):
     finally:
         reader.stop()
     assert not reader._thread.is_alive()
+
+
+def test_reader_replays_a_drive_with_corrupt_lines_through_the_port(receiver):
+    lines, truth = drive_log(seconds=20)
+    lines[61] = lines[61][:25]  # second 10's RMC: a dropout
+    lines[63] = lines[63].replace(",1,09,", ",1,08,")  # its GGA: a changed digit
+    reader = SerialGps(GpsConfig(mode="serial", port=str(receiver.link)))
+    reader.start()
+    try:
+        wait_for(lambda: reader.connected, what="port open")
+        for second in range(0, len(lines), 12):  # the receiver's output arrives in bursts
+            receiver.write(*lines[second:second + 12])
+        wait_for(lambda: reader.status()["sentences"] + reader.status()["garbage"] >= 60, what="all lines")
+        st_ = reader.status()
+    finally:
+        reader.stop()
+    assert st_["sentences"] == 58 and st_["garbage"] == 2
+    assert (st_["fix"]["lat"], st_["fix"]["lon"]) == pytest.approx(truth[-1], abs=1e-6)
+
+
+def test_port_in_use_is_named(receiver):
+    cfg = GpsConfig(mode="serial", port=str(receiver.link))
+    first, second = SerialGps(cfg), SerialGps(cfg)
+    first.start()
+    try:
+        wait_for(lambda: first.connected, what="first reader open")
+        second.start()
+        wait_for(lambda: second.last_error, what="second refused")
+        second.stop()
+    finally:
+        first.stop()
+    assert "in use" in second.status()["last_error"] and "systemctl stop alprd" in second.status()["hint"]
 
 
 def test_missing_port_is_reported_with_the_fix(tmp_path):

@@ -55,8 +55,10 @@ def check(config: Config, options: DiagOptions) -> list[Check]:
     _report_open(area, cfg, source, last)
     if last is None:
         area.fail("frames", f"none in {options.seconds:g} s",
-                  "the camera opened but sends no frames (stream stalled, USB bandwidth, wrong mode)",
-                  "replug the camera, try camera.fourcc = \"MJPG\" or a lower resolution")
+                  "the camera opened but sends no frames: in use by the running daemon, stream stalled, "
+                  "USB bandwidth or an unsupported mode",
+                  "stop alprd first (`sudo systemctl stop alprd`); else replug the camera, try "
+                  "camera.fourcc = \"MJPG\" or a lower resolution")
         return area.checks
     _report_rate(area, source.fps, times)
     _report_image(area, last.image)
