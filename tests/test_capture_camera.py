@@ -74,6 +74,19 @@ def test_stream_that_ends_is_reopened_and_frames_keep_counting(video):
     assert "no frame from" in status["last_error"]
 
 
+def test_a_flapping_stream_is_backed_off(video):
+    cam = Reconnecting(lambda: OpenCVCamera(stream_cfg(video)), "cam", backoff_max_s=0.4,
+                       backoff_initial_s=0.05)
+    cam.open()
+    t0 = time.monotonic()
+    for _ in range(20 * 5):  # five short runs of the 20-frame stream, each dying at once
+        cam.read()
+    elapsed = time.monotonic() - t0
+    cam.close()
+    assert cam.opens == 5
+    assert elapsed >= 0.05 + 0.1 + 0.2 + 0.4  # waits doubled between the reopenings
+
+
 def test_camera_that_stays_away_is_retried_and_reported(tmp_path, video):
     path = tmp_path / "cam.avi"
     path.write_bytes(video.read_bytes())

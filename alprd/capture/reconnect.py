@@ -3,7 +3,8 @@
 Wraps any live :class:`~alprd.capture.FrameSource`. ``read()`` only returns
 ``None`` once the daemon stops; while the camera is gone it waits and retries
 (0.5 s, 1 s, 2 s ... up to ``camera.reopen_backoff_max_s``) and ``status()``
-says so. Frames are renumbered on one monotonic clock across reopenings, so
+says so. A stream that opens and dies again at once is backed off too, so a
+flapping camera is not hammered. Frames are renumbered on one monotonic clock across reopenings, so
 de-duplication does not see time jump back.
 """
 
@@ -23,6 +24,7 @@ from alprd.store import iso, utc_now
 
 BACKOFF_INITIAL_S = 0.5
 READ_FAILURES_BEFORE_REOPEN = 3  # a single dropped grab is not a lost camera
+STABLE_AFTER_S = 30.0  # a camera that ran this long gets an immediate reopen; one that keeps dying, back-off
 
 
 class RateMeter:
@@ -54,6 +56,7 @@ class Reconnecting:
         self._inner: FrameSource | None = None
         self._stopping = threading.Event()
         self._delay = backoff_initial_s
+        self._opened_at = 0.0
         self._index = 0
         self._meter = RateMeter()
         self.fps = 0.0
@@ -73,8 +76,7 @@ class Reconnecting:
         failures = 0
         while not self._stopping.is_set():
             if self._inner is None and not self._try_open():
-                self._stopping.wait(self._delay)
-                self._delay = min(self._delay * 2, self.backoff_max_s)
+                self._back_off()
                 continue
             try:
                 frame = self._inner.read()
@@ -126,7 +128,7 @@ class Reconnecting:
             return False
         self._inner, self.fps = source, source.fps
         self.opens += 1
-        self._delay = self.backoff_initial_s
+        self._opened_at = time.monotonic()
         self.lost_since = None
         self.log.info("camera_open", opens=self.opens, fps=source.fps)
         return True
@@ -139,6 +141,14 @@ class Reconnecting:
         if self._inner is not None:
             self._inner.close()
             self._inner = None
+        if time.monotonic() - self._opened_at < STABLE_AFTER_S:
+            self._back_off()
+        else:
+            self._delay = self.backoff_initial_s
+
+    def _back_off(self) -> None:
+        self._stopping.wait(self._delay)
+        self._delay = min(self._delay * 2, self.backoff_max_s)
 
     def _stamp(self, frame: Frame) -> Frame:
         now = time.monotonic()
