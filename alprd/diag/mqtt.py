@@ -104,9 +104,9 @@ def _round_trip(area: Area, client, w: _Waits, where: str, topic: str, t0: float
         area.fail("publish", f"refused ({w.publish_rc}) on {topic}", "the broker's ACL refuses this topic",
                   f"allow this unit to publish under {topic.rsplit('/', 1)[0]}/#")
         return
-    area.ok("publish", f"QoS 1 acknowledged in {(w.ack_at - sent) * 1000:.0f} ms")
+    area.ok("publish", f"QoS 1 acknowledged in {(w.ack_at - sent) * 1000:.1f} ms")
     if w.echoed.wait(timeout):
-        area.ok("round trip", f"message back in {(w.echo_at - sent) * 1000:.0f} ms")
+        area.ok("round trip", f"message back in {(w.echo_at - sent) * 1000:.1f} ms")
     else:
         area.warn("round trip", "message not received back", "the ACL lets this unit publish but not "
                   "subscribe to its own diag topic (uploads still work)",

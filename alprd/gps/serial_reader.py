@@ -123,7 +123,8 @@ class SerialGps:
                 with port:
                     self._read(port)
             except (serial.SerialException, OSError) as err:
-                self._lost(err)
+                self._lost(err, (f"receiver disconnected from {self.cfg.port} ({err})",
+                                 "check the USB cable and the receiver's power; the port is reopened by itself"))
 
     def _read(self, port: serial.Serial) -> None:
         while not self._stop.is_set():
@@ -136,8 +137,8 @@ class SerialGps:
                 for line in self.lines.feed(data):
                     self.tracker.feed_line(line, now)
 
-    def _lost(self, err: BaseException) -> None:
-        cause, fix = explain(self.cfg, err)
+    def _lost(self, err: BaseException, cause_fix: tuple[str, str] | None = None) -> None:
+        cause, fix = cause_fix or explain(self.cfg, err)
         with self._lock:
             if self.connected:
                 self.disconnected_since = utc_now()
