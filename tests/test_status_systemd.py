@@ -34,6 +34,10 @@ def test_unit_verifies_cleanly(tmp_path):
                             check=False)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr  # unknown keys are only warnings: none allowed
+    # systemd's own exposure score (0 = locked down, 10 = unprotected) stays at 2.0 or below.
+    result = subprocess.run(["systemd-analyze", "security", "--offline=true", "--threshold=20", str(unit)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout[-2000:]
 
 
 def test_unit_is_a_hardened_notify_service():
