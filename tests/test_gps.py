@@ -241,3 +241,22 @@ def test_daemon_stamps_reads_with_the_serial_fix(tmp_path, receiver):
     rows = daemon.store.query("select lat, gps_stale from reads")
     assert rows and rows[-1]["lat"] == pytest.approx(48.1173, abs=1e-3) and rows[-1]["gps_stale"] == 0
     daemon.store.close()
+
+
+def test_reads_after_the_receiver_goes_quiet_are_marked_stale(tmp_path, receiver):
+    cfg = make_config(tmp_path, gps={"mode": "serial", "port": str(receiver.link), "max_fix_age_s": 0.2},
+                      camera={"frames": 45, "realtime": True, "fps": 30, "width": 320, "height": 240})
+    daemon = build_daemon(cfg, source=SyntheticSource(cfg.camera), reader=FakeReader())
+
+    async def main():
+        task = asyncio.create_task(daemon.run(install_signals=False))
+        await asyncio.to_thread(wait_for, lambda: daemon.status()["gps"]["connected"], 5, "gps open")
+        receiver.write(RMC, GGA)  # one fix, then silence for the rest of the pass
+        await task
+
+    asyncio.run(main())
+    [row] = daemon.store.query("select lat, gps_fix_ts, gps_stale from reads")
+    assert row["lat"] == pytest.approx(48.1173, abs=1e-3) and row["gps_stale"] == 1
+    assert row["gps_fix_ts"] == "1994-03-23T12:35:20.000000Z"  # the fix's own time, not the read's
+    assert daemon.status()["gps"]["fix"]["state"] == "stale"
+    daemon.store.close()
