@@ -187,8 +187,8 @@ def summary_line(status: Mapping[str, Any]) -> str:
     """One line for ``systemctl status``: camera rate, reads, GPS, backlog."""
     p = status.get("pipeline", {})
     cam = status.get("camera", {})
-    parts = [f"{cam.get('fps', p.get('fps', 0))} fps" + (" (camera lost)" if cam.get("state") == "reconnecting" else ""),
-             f"{p.get('reads', 0)} reads"]
+    lost = " (camera lost)" if cam.get("state") == "reconnecting" else ""
+    parts = [f"{cam.get('fps', p.get('fps', 0))} fps{lost}", f"{p.get('reads', 0)} reads"]
     gps = status.get("gps")
     if gps:
         fix = gps.get("fix")
