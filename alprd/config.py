@@ -274,6 +274,8 @@ def load_config(path: str | Path | None) -> Config:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such file (copy config/alprd.example.toml and edit it)") from None
+    except PermissionError:
+        raise ConfigError(f"{p}: permission denied (run as the alprd user, or with sudo)") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{p}: not valid TOML: {err}") from None
     try:

@@ -76,3 +76,14 @@ def test_config_check_command(tmp_path, capsys, monkeypatch):
     bad.write_text("[camera]\nfps = 0\n")
     assert main(["config", "check", str(bad)]) == 2
     assert "camera.fps" in capsys.readouterr().err
+
+
+def test_unreadable_file_is_a_config_error(tmp_path, monkeypatch):
+    p = write(tmp_path, "[camera]\nfps = 10\n")
+
+    def deny(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_text", deny)
+    with pytest.raises(ConfigError, match="permission denied"):
+        load_config(p)
