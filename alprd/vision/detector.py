@@ -27,7 +27,7 @@ import numpy as np
 
 from alprd.vision.base import Detection, ModelError
 
-__all__ = ["OnnxDetector", "letterbox", "DEFAULT_INPUT_SIZE"]
+__all__ = ["DEFAULT_INPUT_SIZE", "OnnxDetector", "letterbox"]
 
 DEFAULT_INPUT_SIZE = 640  # longer side of the network input, when the model file does not say
 PAD_VALUE = 114  # grey used for the letterbox border (same as in training)
