@@ -41,7 +41,7 @@ def test_same_plate_within_reread_window_is_not_a_new_read():
 
 def test_track_stays_open_while_seen_within_gap():
     d = Deduper(gap_s=1.0, reread_window_s=0)
-    for t in range(0, 50):
+    for t in range(50):
         assert d.feed([obs("ABC123", 0.5, t * 0.5)], t * 0.5) == []
     assert d.flush()[0].frames == 50
 

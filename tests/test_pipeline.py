@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from conftest import make_config
+from fakes import draw_marked_plate, fake_reader
 
 from alprd.capture import Frame
 from alprd.daemon import Daemon
 from alprd.store import Store
-from conftest import make_config
-from fakes import draw_marked_plate, fake_reader
 
 
 class ScriptedSource:

@@ -15,7 +15,7 @@ from alprd.capture import CaptureError, SyntheticSource
 from alprd.config import Config, ConfigError, load_config
 from alprd.daemon import Daemon, build_daemon
 from alprd.log import setup_logging
-from alprd.store import Read, Store, StoreError
+from alprd.store import Read, StoreError
 from alprd.vision import load_reader
 from alprd.vision.base import ModelError
 
@@ -98,7 +98,7 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     stats = asyncio.run(daemon.run())
     shown = source.plates_shown
     correct = len(set(shown) & set(read_plates))
-    backlog, oldest = daemon.store.backlog()
+    backlog, _ = daemon.store.backlog()
     print("\nsummary")
     print(f"  frames: {stats.frames_captured} captured, {stats.frames_processed} processed, "
           f"{stats.frames_dropped} dropped; {stats.fps:.1f} fps; inference {stats.inference_ms_avg:.1f} ms/frame")

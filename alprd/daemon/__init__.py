@@ -113,7 +113,7 @@ class Daemon:
         for name, provider in self.status_providers.items():
             try:
                 out[name] = provider()
-            except Exception as err:  # a broken provider must not hide the others
+            except Exception as err:  # noqa: BLE001 - a broken provider must not hide the others
                 out[name] = {"error": str(err)}
         return out
 
@@ -142,7 +142,7 @@ class Daemon:
                     break
                 self.stats.frames_captured += 1
                 push(frame)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - logged; the pipeline drains and stops cleanly
             self.log.error("capture_failed", error=str(err))
         finally:
             push(_END)
@@ -151,7 +151,7 @@ class Daemon:
         t0 = time.perf_counter()
         try:
             return self.reader.read(frame.image), (time.perf_counter() - t0) * 1000
-        except Exception as err:  # a bad frame must not stop the daemon
+        except Exception as err:  # noqa: BLE001 - a bad frame must not stop the daemon
             self.log.warning("frame_skipped", frame=frame.index, error=str(err))
             return [], (time.perf_counter() - t0) * 1000
 
@@ -193,7 +193,7 @@ class Daemon:
                     result = listener(read)
                     if asyncio.iscoroutine(result):
                         await result
-                except Exception as err:
+                except Exception as err:  # noqa: BLE001 - the read is stored; one listener must not stop others
                     self.stats.listener_errors += 1
                     self.log.error("read_listener_failed", listener=getattr(listener, "__name__", "?"),
                                    read_id=read.id, error=str(err))
