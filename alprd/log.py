@@ -10,10 +10,23 @@ import structlog
 from alprd.config import LoggingConfig
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is at write time (it may be replaced after set-up)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def setup_logging(cfg: LoggingConfig, stream=None) -> None:
     """Configure structlog once per process, from the config's logging section."""
-    stream = stream or sys.stderr
-    as_json = cfg.format == "json" or (cfg.format == "auto" and not stream.isatty())
+    if stream is None:
+        as_json = cfg.format == "json" or (cfg.format == "auto" and not sys.stderr.isatty())
+        stream = _Stderr()
+    else:
+        as_json = cfg.format == "json" or (cfg.format == "auto" and not stream.isatty())
     renderer = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[

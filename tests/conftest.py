@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import structlog
 
 from alprd.config import Config, config_from_dict
 from alprd.store import Store
@@ -64,6 +65,14 @@ class Broker:
             self.proc.terminate()
             self.proc.wait(5)
         self.proc = None
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging():
+    """Commands configure structlog process-wide; no test may inherit another's set-up."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture
