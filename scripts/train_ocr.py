@@ -18,7 +18,16 @@ are nearly used, then the script evaluates on the validation split, exports ONNX
 alprd.vision.ocr.OnnxRecognizer and writes OUT/plate_ocr.onnx, OUT/plate_ocr.pt,
 OUT/metrics.json and OUT/train.log.
 
-Example:  python scripts/train_ocr.py --device cuda --time-budget 380 --out runs/ocr
+Heads: ``--head slots`` (fixed 10 slots, reads two-line plates) or ``--head ctc``
+(32 CTC steps, one line; generalises much better from 602 real crops).
+``--init PT`` starts from a saved state dict (matching tensors only), ``--freeze N``
+keeps the first N backbone modules fixed, ``--cache N`` (whole backbone frozen)
+computes the features of N generated samples once and trains the head on them.
+
+How models/plate_ocr.onnx was made (figures in models/plate_ocr.md):
+  1. H200, 400 s:  --head slots --device cuda --workers 7 --batch 256 --reuse 2
+  2. CPU, 1260 s:  --head ctc --init <1>/plate_ocr.pt --freeze 99 --cache 50000 --batch 64 --lr 2e-3
+  3. CPU, 780 s:   --head ctc --init <2>/plate_ocr.pt --freeze 13 --batch 32 --lr 5e-4 --backbone-lr 0.5
 """
 
 from __future__ import annotations
@@ -44,7 +53,16 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from synth_plates import FontPlateRenderer, degrade_crop, hershey_plate, negative_crop
 
-from alprd.vision.ocr import ALPHABET, IMG_H, IMG_W, MAX_SLOTS, PAD, decode_slots, resize_crop
+from alprd.vision.ocr import (
+    ALPHABET,
+    IMG_H,
+    IMG_W,
+    MAX_SLOTS,
+    PAD,
+    decode_ctc,
+    decode_slots,
+    resize_crop,
+)
 
 NCLS = len(ALPHABET) + 1
 PAD_IDX = len(ALPHABET)
@@ -190,6 +208,39 @@ class PlateOCR(nn.Module):
         return self.head(self.drop(f)).view(-1, self.slots, self.ncls)
 
 
+class PlateOCRCTC(nn.Module):
+    """Same backbone up to the 8x16 level, then a CTC head: (N,3,64,128) -> logits (N, 32, classes).
+
+    Each of the 16 feature columns (height folded into channels) gives two CTC steps
+    (left and right half), so plates of up to 10 characters with repeats fit; the
+    blank is the last class.
+    """
+
+    def __init__(self, widths=WIDTHS, ncls=NCLS, hidden=256, dropout=0.2):
+        super().__init__()
+        c = widths
+        self.ncls = ncls
+        self.features = nn.Sequential(
+            *cbr(3, c[0], 2), *cbr(c[0], c[1]), nn.MaxPool2d(2),
+            *cbr(c[1], c[2]), *cbr(c[2], c[3]), nn.MaxPool2d(2),
+            *cbr(c[3], c[4]), *cbr(c[4], c[5]))                                   # 128 x 8 x 16
+        self.proj = nn.Linear(c[5] * (IMG_H // 8), hidden)
+        self.ctx = nn.Conv1d(hidden, hidden, 3, padding=1)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, 2 * ncls)
+
+    def forward(self, x):
+        f = self.features(x)                                   # N, C, H, W (H, W fixed by the input size)
+        f = f.permute(0, 3, 1, 2).flatten(2)                   # N, W, C*H
+        f = F.relu(self.proj(f))
+        f = F.relu(self.ctx(f.transpose(1, 2))).transpose(1, 2) + f
+        return self.out(self.drop(f)).reshape(-1, (IMG_W // 8) * 2, self.ncls)
+
+
+def make_model(head: str) -> nn.Module:
+    return PlateOCRCTC() if head == "ctc" else PlateOCR()
+
+
 class Ema:
     """Exponential moving average of the weights (BN statistics included)."""
 
@@ -211,6 +262,80 @@ class Ema:
                 v.lerp_(src[k].detach(), 1 - d)
             else:
                 v.copy_(src[k])
+
+
+def ctc_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """CTC loss for slot-encoded labels (pads after the text); empty labels allowed."""
+    logp = logits.float().log_softmax(-1).transpose(0, 1)       # T, N, C
+    lengths = (y != PAD_IDX).sum(1)
+    targets = y[y != PAD_IDX]
+    t = torch.full((y.shape[0],), logp.shape[0], dtype=torch.long, device=y.device)
+    return F.ctc_loss(logp, targets, t, lengths, blank=PAD_IDX, reduction="mean", zero_infinity=True)
+
+
+def train_head_on_cache(model, ema, opt, loader, us_val, device, deadline, args):
+    """Frozen backbone: features of ``args.cache`` samples once, then head-only epochs until the deadline."""
+    model.eval()
+    feats, labels, n = [], [], 0
+    t0 = time.time()
+    with torch.no_grad():
+        for xb, yb in loader:
+            x = xb.to(device).permute(0, 3, 1, 2).float().div_(255)
+            feats.append(model.features(x).half())
+            labels.append(yb.to(device))
+            n += len(yb)
+            if n >= args.cache or time.time() > deadline - 60:
+                break
+    feats, labels = torch.cat(feats), torch.cat(labels)
+    log(f"cached features of {len(feats)} samples {tuple(feats.shape[1:])} in {time.time() - t0:.0f}s")
+    del loader
+    head = [m for name, m in model.named_children() if name != "features"]
+    step, seen, history, epoch, lr = 0, 0, [], 0, 0.0
+    start = time.time()
+    span = max(1.0, deadline - start)
+    g = torch.Generator(device="cpu").manual_seed(args.seed)
+    while time.time() < deadline:
+        perm = torch.randperm(len(feats), generator=g)
+        for m in head:
+            m.train()
+        tot, cnt = 0.0, 0
+        for i in range(0, len(perm) - args.batch + 1, args.batch):
+            if time.time() >= deadline:
+                break
+            frac = (time.time() - start) / span
+            lr = args.lr * (frac / 0.03 if frac < 0.03 else 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+            for grp in opt.param_groups:
+                grp["lr"] = lr * grp["lr_mult"]
+            idx = perm[i:i + args.batch]
+            f = feats[idx].float()
+            f = F.dropout2d(f, 0.1, training=True)
+            logits = head_forward(model, f)
+            loss = ctc_loss(logits, labels[idx]) if isinstance(model, PlateOCRCTC) else \
+                F.cross_entropy(logits.reshape(-1, NCLS), labels[idx].reshape(-1), label_smoothing=0.05)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            ema.update_parameters(model)
+            step += 1
+            seen += len(idx)
+            tot, cnt = tot + float(loss), cnt + 1
+        epoch += 1
+        val = score(predict(ema.module, [c for _, c, _ in us_val], device), [t for *_, t in us_val])
+        history.append({"t": round(time.time() - T0, 1), "step": step, "loss": tot / max(1, cnt), **val})
+        log(f"epoch {epoch} step {step} lr {lr:.2e} loss {tot / max(1, cnt):.4f} "
+            f"val(EMA) exact {val['exact']:.3f} 1-edit {val['within1']:.3f}")
+    return step, seen, history
+
+
+def head_forward(model, f):
+    """The part of ``model.forward`` after ``model.features``."""
+    if isinstance(model, PlateOCRCTC):
+        f = f.permute(0, 3, 1, 2).flatten(2)
+        f = F.relu(model.proj(f))
+        f = F.relu(model.ctx(f.transpose(1, 2))).transpose(1, 2) + f
+        return model.out(model.drop(f)).reshape(-1, (IMG_W // 8) * 2, model.ncls)
+    return model.head(model.drop(f.flatten(1))).view(-1, model.slots, model.ncls)
 
 
 def gpu_jitter(x: torch.Tensor) -> torch.Tensor:
@@ -264,7 +389,8 @@ def predict(model, crops, device) -> list[str]:
         x = np.stack([resize_crop(c, IMG_H, IMG_W) for c in crops[i:i + 256]])
         xt = torch.from_numpy(x).to(device).permute(0, 3, 1, 2).float().div_(255)
         probs = torch.softmax(model(xt).float(), -1).cpu().numpy()
-        out += [t for t, _, _ in decode_slots(probs, ALPHABET, PAD)]
+        dec = decode_ctc(probs, ALPHABET) if isinstance(model, PlateOCRCTC) else decode_slots(probs, ALPHABET, PAD)
+        out += [t for t, _, _ in dec]
     return out
 
 
@@ -281,7 +407,8 @@ def export_onnx(model, path: Path, meta: dict) -> None:
     except TypeError:
         torch.onnx.export(wrapped, (x,), str(path), **kw)
     m = onnx.load(str(path))
-    meta = {"alphabet": ALPHABET, "pad": PAD, "slots": str(MAX_SLOTS), "input": f"3x{IMG_H}x{IMG_W} BGR 0..1",
+    head = "ctc" if isinstance(model, PlateOCRCTC) else "slots"
+    meta = {"alphabet": ALPHABET, "pad": PAD, "head": head, "input": f"3x{IMG_H}x{IMG_W} BGR 0..1",
             **{k: str(v) for k, v in meta.items()}}
     for k, v in meta.items():
         p = m.metadata_props.add()
@@ -308,6 +435,15 @@ def main() -> int:
                     help="optimizer steps per generated batch (>1 when the GPU outruns the workers; "
                          "re-used copies get a small GPU-side jitter)")
     ap.add_argument("--ema", type=float, default=0.998)
+    ap.add_argument("--head", default="slots", choices=["slots", "ctc"],
+                    help="fixed slots (reads two-line plates) or CTC over 32 steps (one line)")
+    ap.add_argument("--freeze", type=int, default=0,
+                    help="keep the first N backbone modules fixed (BN too); with --init, to fine-tune fast on CPU")
+    ap.add_argument("--cache", type=int, default=0,
+                    help="CPU shortcut: with the whole backbone frozen (--freeze 99, --init), compute the "
+                         "features of this many generated samples once, then train the head on them for "
+                         "epochs until the time budget")
+    ap.add_argument("--backbone-lr", type=float, default=1.0, help="lr multiplier of the backbone")
     ap.add_argument("--init", default="", help="optional .pt state dict to start from")
     ap.add_argument("--mix", default="us=0.36,br=0.08,font=0.33,hershey=0.17,neg=0.06")
     args = ap.parse_args()
@@ -329,41 +465,57 @@ def main() -> int:
     mix = {k: float(v) for k, v in (kv.split("=") for kv in args.mix.split(","))}
     FontPlateRenderer(args.fonts)  # fail now, not in a worker, if the fonts are missing
 
-    model = PlateOCR().to(device)
+    model = make_model(args.head).to(device)
     if args.init:
-        model.load_state_dict(torch.load(args.init, map_location=device))
+        state = torch.load(args.init, map_location=device)
+        own = model.state_dict()
+        same = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(same, strict=False)
+        log(f"init from {args.init}: {len(same)}/{len(own)} tensors")
+    frozen = list(model.features[:args.freeze].parameters())
+    for p in frozen:
+        p.requires_grad_(False)
     model = model.to(memory_format=torch.channels_last)
     ema = Ema(model, args.ema)
     log(f"model params {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M on {device}")
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.02)
+    backbone = [p for p in model.features.parameters() if p.requires_grad]
+    head_params = [p for n, p in model.named_parameters() if not n.startswith("features.")]
+    opt = torch.optim.AdamW([{"params": backbone, "lr_mult": args.backbone_lr},
+                             {"params": head_params, "lr_mult": 1.0}], lr=args.lr, weight_decay=0.02)
     ds = PlateStream(us_train, br_train, args.fonts, args.batch, args.seed, mix)
     loader = torch.utils.data.DataLoader(
         ds, batch_size=None, num_workers=args.workers, pin_memory=device.type == "cuda",
         worker_init_fn=_worker_init, persistent_workers=False,
         prefetch_factor=6 if args.workers > 0 else None)
     use_amp = device.type == "cuda"
+    if args.cache > 0:
+        step, seen, history = train_head_on_cache(model, ema, opt, loader, us_val, device, deadline, args)
+        loader = []  # the training loop below then does nothing
     train_start = time.time()
     span = max(1.0, deadline - train_start)
-    step, seen, last_report, loss_avg = 0, 0, time.time(), None
-    history = []
+    if args.cache <= 0:
+        step, seen, history = 0, 0, []
+    last_report, loss_avg = time.time(), None
     try:
         for xb, yb in loader:
             now = time.time()
             if now >= deadline:
                 break
             model.train()
+            model.features[:args.freeze].eval()  # frozen part: BN statistics fixed too
             x0 = xb.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
             y = yb.to(device, non_blocking=True)
             for r in range(max(1, args.reuse)):
                 frac = (time.time() - train_start) / span
                 lr = args.lr * (frac / 0.04 if frac < 0.04 else 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
                 for g in opt.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g["lr_mult"]
                 x = x0 if r == 0 else gpu_jitter(x0)
                 x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
                     logits = model(x)
-                loss = F.cross_entropy(logits.float().reshape(-1, NCLS), y.reshape(-1), label_smoothing=0.05)
+                loss = (ctc_loss(logits, y) if args.head == "ctc" else
+                        F.cross_entropy(logits.float().reshape(-1, NCLS), y.reshape(-1), label_smoothing=0.05))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -400,7 +552,7 @@ def main() -> int:
     val_br = score(predict(best_model, [c for _, c, _ in br_val], device), [t for *_, t in br_val]) if br_val else {}
     log(f"chosen {best}: US val {val_us}; BR val {val_br}; other: "
         f"{ {k: v[0] for k, v in candidates.items() if k != best} }")
-    final = PlateOCR()
+    final = make_model(args.head)
     final.load_state_dict({k: v.float().cpu() for k, v in best_model.state_dict().items()})
     final.eval()
     torch.save(final.state_dict(), out / "plate_ocr.pt")

@@ -1,13 +1,17 @@
 """Plate OCR with our own ONNX recogniser (``models/plate_ocr.onnx``).
 
-The model is a small CNN with a *fixed-slot* head, as fast-plate-ocr does: it
-looks at the whole crop (resized to 64x128, BGR, 0..1) and, for each of
-``slots`` character positions, gives a probability for every symbol of the
-alphabet plus a padding symbol ``_``. The text is the non-pad symbols in slot
-order, so two-line plates simply come out top line first, then bottom line.
+The crop is resized to 64x128 (BGR, 0..1) and a small CNN gives, per position,
+probabilities over the alphabet A-Z0-9 plus one extra class (the last). Two heads
+exist, named in the model's ``head`` metadata:
+
+* ``ctc`` (the shipped model): 32 steps left to right, the extra class is the CTC
+  blank; greedy decoding collapses repeats and drops blanks. One line of text.
+* ``slots`` (fast-plate-ocr style): 10 fixed character slots, the extra class is
+  the pad ``_``; text is the non-pad slots in order, so a two-line plate comes out
+  top line first. ``scripts/train_ocr.py --head slots`` trains it.
 
 Only numpy, OpenCV and onnxruntime are needed at run time; ``scripts/train_ocr.py``
-imports :func:`preprocess` from here so that training and inference see the same
+imports :func:`resize_crop` from here so that training and inference see the same
 pixels. Model card: ``models/plate_ocr.md``.
 """
 
@@ -85,6 +89,39 @@ def decode_slots(probs: np.ndarray, alphabet: str = ALPHABET, pad: str = PAD,
     return out
 
 
+def decode_ctc(probs: np.ndarray, alphabet: str = ALPHABET,
+               ) -> list[tuple[str, float, tuple[float, ...]]]:
+    """Greedy CTC decoding of (batch, steps, len(alphabet)+1) probabilities; blank is the last class.
+
+    Repeats are collapsed, then blanks dropped ("AA-A" -> "AA"). The plate's confidence is
+    the lowest winning probability over all steps (blank steps decide where characters
+    split); a character's confidence is the best probability over the steps that emitted it.
+    """
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.ndim != 3 or probs.shape[2] != len(alphabet) + 1:
+        raise ValueError(f"expected (batch, steps, {len(alphabet) + 1}) probabilities, got {probs.shape}")
+    blank = len(alphabet)
+    idx = probs.argmax(axis=2)
+    best = np.take_along_axis(probs, idx[..., None], axis=2)[..., 0]
+    conf = best.min(axis=1) if probs.shape[1] else np.zeros(len(probs), np.float32)
+    prev = np.concatenate([np.full((len(idx), 1), -1), idx[:, :-1]], axis=1)
+    starts = (idx != blank) & (idx != prev)          # first step of each emitted character
+    run_id = np.cumsum(idx != prev, axis=1)          # steps of one run share an id
+    symbols = np.array(list(alphabet + "_"))
+    out = []
+    for i in range(len(probs)):
+        pos = np.flatnonzero(starts[i])
+        if len(pos) == 0:
+            out.append(("", float(conf[i]), ()))
+            continue
+        ids = run_id[i]
+        run_best = np.zeros(ids[-1] + 1, np.float32)
+        np.maximum.at(run_best, ids, best[i])
+        chars = tuple(float(c) for c in run_best[ids[pos]])
+        out.append(("".join(symbols[idx[i, pos]]), float(conf[i]), chars))
+    return out
+
+
 def normalise_plate(text: str) -> str:
     """Upper-case and keep only A-Z0-9 (how plates are compared and stored)."""
     return "".join(c for c in text.upper() if c in ALPHABET)
@@ -120,14 +157,15 @@ class OnnxRecognizer:
         meta = self._session.get_modelmeta().custom_metadata_map
         self.alphabet = meta.get("alphabet", ALPHABET)
         self.pad = meta.get("pad", PAD)
+        self.head = meta.get("head", "slots")  # "slots" (fixed slots + pad) or "ctc" (blank last)
         inp = self._session.get_inputs()[0]
         out = self._session.get_outputs()[0]
         shape = inp.shape
         if len(shape) != 4 or shape[1] != 3 or not isinstance(shape[2], int) \
                 or not isinstance(shape[3], int) or len(out.shape) != 3 \
-                or out.shape[2] != len(self.alphabet) + 1:
+                or out.shape[2] != len(self.alphabet) + 1 or meta.get("head", "slots") not in ("slots", "ctc"):
             raise ModelError(f"OCR model {self.model_path} has input {shape} and output {out.shape}; "
-                             f"expected (N, 3, H, W) -> (N, slots, {len(self.alphabet) + 1}): {_FIX}")
+                             f"expected (N, 3, H, W) -> (N, slots or steps, {len(self.alphabet) + 1}): {_FIX}")
         self.height, self.width = int(shape[2]), int(shape[3])
         self._input = inp.name
         self._output = out.name
@@ -144,9 +182,15 @@ class OnnxRecognizer:
         if not batch:
             return results
         probs = self._session.run([self._output], {self._input: np.stack(batch)})[0]
-        for i, (text, conf, chars) in zip(where, decode_slots(probs, self.alphabet, self.pad),
-                                          strict=True):
-            if conf < self.min_confidence or not text:
+        decoded = (decode_ctc(probs, self.alphabet) if self.head == "ctc"
+                   else decode_slots(probs, self.alphabet, self.pad))
+        # When nothing is read, the confidence is that of the likeliest character anywhere:
+        # low for a non-plate, whatever the model's certainty that it saw nothing.
+        any_char = probs[..., :-1].max(axis=(1, 2)) if probs.shape[1] else np.zeros(len(probs))
+        for i, (text, conf, chars), hint in zip(where, decoded, any_char, strict=True):
+            if not text:
+                results[i] = PlateText("", float(min(hint, conf)), ())
+            elif conf < self.min_confidence:
                 results[i] = PlateText("", conf, ())
             else:
                 results[i] = PlateText(text, conf, chars)

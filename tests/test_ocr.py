@@ -1,0 +1,220 @@
+"""Plate OCR: slot decoding, the shipped ONNX model, garbage input and model errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alprd.synth import random_plate_text, render_plate
+from alprd.vision.base import ModelError, PlateRecognizer, PlateText
+from alprd.vision.ocr import (
+    ALPHABET,
+    IMG_H,
+    IMG_W,
+    PAD,
+    OnnxRecognizer,
+    decode_ctc,
+    decode_slots,
+    normalise_plate,
+    preprocess,
+)
+
+MODEL = Path(__file__).resolve().parents[1] / "models" / "plate_ocr.onnx"
+NCLS = len(ALPHABET) + 1
+
+
+def one_hot(text: str, slots: int = 10, p: float = 0.9) -> np.ndarray:
+    """Slot probabilities that spell ``text`` (the winner gets ``p``), pads after it."""
+    probs = np.full((slots, NCLS), (1 - p) / (NCLS - 1), np.float32)
+    for i in range(slots):
+        probs[i, ALPHABET.index(text[i]) if i < len(text) else NCLS - 1] = p
+    return probs
+
+
+def edit(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+@pytest.fixture(scope="module")
+def rec() -> OnnxRecognizer:
+    return OnnxRecognizer(MODEL, threads=1)
+
+
+# ------------------------------------------------------------------ decoding
+def test_decode_maps_alphabet_and_drops_pads():
+    out = decode_slots(np.stack([one_hot("ABC123"), one_hot("Z9"), one_hot("")]))
+    assert [t for t, _, _ in out] == ["ABC123", "Z9", ""]
+    _, conf, chars = out[0]
+    assert conf == pytest.approx(0.9) and chars == pytest.approx((0.9,) * 6)
+    assert ALPHABET == "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" and PAD == "_"
+
+
+def test_decode_pad_in_the_middle_is_skipped_and_confidence_is_the_weakest_slot():
+    p = one_hot("ABXCD")
+    p[2] = one_hot("")[9]            # slot 2 says pad
+    p[3, :] = 0.01
+    p[3, ALPHABET.index("C")] = 0.6  # a doubtful C
+    text, conf, chars = decode_slots(p[None])[0]
+    assert text == "ABCD"
+    assert conf == pytest.approx(0.6)
+    assert chars == pytest.approx((0.9, 0.9, 0.6, 0.9))
+
+
+def test_decode_rejects_wrong_shapes():
+    with pytest.raises(ValueError):
+        decode_slots(np.zeros((2, 10, 5), np.float32))
+    with pytest.raises(ValueError):
+        decode_slots(np.zeros((10, NCLS), np.float32))
+
+
+def test_decode_is_vectorised_over_a_batch():
+    texts = ["".join(np.random.default_rng(i).choice(list(ALPHABET), 7)) for i in range(50)]
+    out = decode_slots(np.stack([one_hot(t) for t in texts]))
+    assert [o[0] for o in out] == texts
+
+
+def ctc_probs(path: str, p: float = 0.9) -> np.ndarray:
+    """Per-step probabilities for a CTC path written with '-' as the blank."""
+    probs = np.full((len(path), NCLS), (1 - p) / (NCLS - 1), np.float32)
+    for i, c in enumerate(path):
+        probs[i, NCLS - 1 if c == "-" else ALPHABET.index(c)] = p
+    return probs
+
+
+def test_ctc_collapses_repeats_and_drops_blanks():
+    paths = ["AA-A-BB--C", "----------", "1-22-2-333", "ZZZZZZZZZZ", "-5-5-5-5--"]
+    out = decode_ctc(np.stack([ctc_probs(p) for p in paths]))
+    assert [o[0] for o in out] == ["AABC", "", "1223", "Z", "5555"]
+    assert out[1][2] == () and out[0][1] == pytest.approx(0.9)
+
+
+def test_ctc_confidences_are_per_emitted_character():
+    p = ctc_probs("-AA-B-----")
+    p[2, ALPHABET.index("A")] = 0.99   # the best step of the A run counts for A
+    p[4, :] = 0.01
+    p[4, ALPHABET.index("B")] = 0.55   # a doubtful B lowers the plate's confidence
+    text, conf, chars = decode_ctc(p[None])[0]
+    assert text == "AB"
+    assert chars == pytest.approx((0.99, 0.55))
+    assert conf == pytest.approx(0.55)
+
+
+def test_ctc_rejects_wrong_shapes():
+    with pytest.raises(ValueError):
+        decode_ctc(np.zeros((1, 32, 12), np.float32))
+
+
+def test_normalise_plate():
+    assert normalise_plate("abc-12 3·") == "ABC123"
+
+
+def test_preprocess_shapes_and_gray():
+    x = preprocess(np.zeros((40, 90, 3), np.uint8))
+    assert x.shape == (3, IMG_H, IMG_W) and x.dtype == np.float32
+    assert preprocess(np.full((40, 90), 255, np.uint8)).max() == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        preprocess(np.zeros((1, 1, 3), np.uint8))
+
+
+# ------------------------------------------------------------------ the shipped model
+def test_implements_the_protocol(rec):
+    assert isinstance(rec, OnnxRecognizer)
+    r: PlateRecognizer = rec
+    assert r.read([]) == []
+
+
+def test_reads_rendered_plates(rec):
+    """The demo camera draws plates with alprd.synth.render_plate: the shipped model must read them.
+
+    The shipped model reads about 96% of them exactly (its misreads are doubled letters).
+    """
+    rng = np.random.default_rng(1234)
+    texts = [random_plate_text(rng) for _ in range(100)]
+    plates = [render_plate(t, rng) for t in texts]
+    reads = rec.read(plates)
+    assert reads[0].text == texts[0], reads[0]
+    good = sum(r.text == t for r, t in zip(reads, texts, strict=True))
+    assert good >= 90, [(t, r.text) for r, t in zip(reads, texts, strict=True) if r.text != t]
+    assert sum(edit(r.text, t) <= 1 for r, t in zip(reads, texts, strict=True)) >= 98
+    for r in reads:
+        if r.text:
+            assert len(r.char_confidences) == len(r.text)
+            assert 0.5 <= r.confidence <= 1.0
+            assert min(r.char_confidences) >= r.confidence - 1e-6
+
+
+def test_reads_a_small_plate_and_keeps_batch_order(rec):
+    rng = np.random.default_rng(7)
+    a = render_plate("ABC1234", rng)
+    b = render_plate("7XYZ123", rng, height=40)  # a far plate: 80x40 px
+    junk = np.zeros(0, np.uint8)
+    out = rec.read([a, junk, b])
+    assert [o.text for o in out] == ["ABC1234", "", "7XYZ123"]
+
+
+@pytest.mark.parametrize("junk", [
+    np.zeros((0, 0, 3), np.uint8),            # empty
+    np.zeros((64, 128, 3), np.float32),       # wrong dtype
+    np.full((1, 1, 3), 200, np.uint8),        # 1x1
+    np.full((60, 120, 3), 128, np.uint8),     # flat grey image
+    np.full((60, 120), 128, np.uint8),        # grey, one channel
+    np.zeros((5, 5, 5, 5), np.uint8),         # wrong rank
+    None,                                     # not an array at all
+])
+def test_garbage_gives_an_empty_low_confidence_result(rec, junk):
+    out = rec.read([junk])
+    assert len(out) == 1 and isinstance(out[0], PlateText)
+    assert out[0].text == "" and out[0].char_confidences == ()
+    assert out[0].confidence < 0.5
+
+
+def test_noise_is_not_read_as_a_plate(rec):
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 256, (50, 100, 3), dtype=np.uint8) for _ in range(5)]
+    assert all(r.text == "" for r in rec.read(noise))
+
+
+def test_gray_plate_is_read(rec):
+    import cv2
+
+    rng = np.random.default_rng(3)
+    gray = cv2.cvtColor(render_plate("KLM4821", rng), cv2.COLOR_BGR2GRAY)
+    assert rec.read([gray])[0].text == "KLM4821"
+
+
+# ------------------------------------------------------------------ model errors
+def test_missing_model_names_the_file_and_the_fix(tmp_path):
+    missing = tmp_path / "nope.onnx"
+    with pytest.raises(ModelError) as e:
+        OnnxRecognizer(missing)
+    assert str(missing) in str(e.value) and "train_ocr.py" in str(e.value)
+
+
+def test_corrupt_model_names_the_file_and_the_fix(tmp_path):
+    bad = tmp_path / "plate_ocr.onnx"
+    bad.write_bytes(b"\x08\x07 this is not a protobuf" * 10)
+    with pytest.raises(ModelError) as e:
+        OnnxRecognizer(bad)
+    assert str(bad) in str(e.value) and "git checkout" in str(e.value)
+
+
+def test_model_of_the_wrong_shape_is_refused(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 64, 128])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 64, 128])
+    model = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "identity.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match="expected"):
+        OnnxRecognizer(path)
