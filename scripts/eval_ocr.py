@@ -29,7 +29,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from alprd.vision.ocr import OnnxRecognizer, normalise_plate
+from alprd.plates import normalize_plate
+from alprd.vision.ocr import OnnxRecognizer
 
 
 def is_val(key: str) -> bool:
@@ -63,7 +64,7 @@ def load_crops(data: Path, split: str) -> list[tuple[str, np.ndarray, str]]:
                 continue
             img = cv2.imread(str(root / "images" / row[0].strip()), cv2.IMREAD_COLOR)
             if img is not None:
-                out.append((row[0].strip(), img, normalise_plate(row[2])))
+                out.append((row[0].strip(), img, normalize_plate(row[2])))
     return out
 
 
@@ -77,7 +78,7 @@ def ppocr_reader():
 
     def rec_only(img):
         res, _ = engine(img, use_det=False, use_cls=False, use_rec=True)
-        return normalise_plate(res[0][0]) if res else ""
+        return normalize_plate(res[0][0]) if res else ""
 
     def det_rec(img):
         res, _ = engine(img)
@@ -86,7 +87,7 @@ def ppocr_reader():
         boxes = []
         for quad, text, _conf in res:
             q = np.asarray(quad, np.float32)
-            t = normalise_plate(text)
+            t = normalize_plate(text)
             if t:
                 boxes.append((q[:, 1].max() - q[:, 1].min(), q[:, 1].mean(), q[:, 0].min(), t))
         if not boxes:

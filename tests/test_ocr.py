@@ -17,7 +17,6 @@ from alprd.vision.ocr import (
     OnnxRecognizer,
     decode_ctc,
     decode_slots,
-    normalise_plate,
     preprocess,
 )
 
@@ -111,9 +110,6 @@ def test_ctc_rejects_wrong_shapes():
     with pytest.raises(ValueError):
         decode_ctc(np.zeros((1, 32, 12), np.float32))
 
-
-def test_normalise_plate():
-    assert normalise_plate("abc-12 3·") == "ABC123"
 
 
 def test_preprocess_shapes_and_gray():

@@ -122,11 +122,6 @@ def decode_ctc(probs: np.ndarray, alphabet: str = ALPHABET,
     return out
 
 
-def normalise_plate(text: str) -> str:
-    """Upper-case and keep only A-Z0-9 (how plates are compared and stored)."""
-    return "".join(c for c in text.upper() if c in ALPHABET)
-
-
 class OnnxRecognizer:
     """:class:`alprd.vision.base.PlateRecognizer` backed by ``plate_ocr.onnx`` and onnxruntime.
 
