@@ -29,7 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from alprd.plates import normalize_plate
+from alprd.plates import edit_distance, normalize_plate
 from alprd.vision.ocr import OnnxRecognizer
 
 
@@ -37,15 +37,6 @@ def is_val(key: str) -> bool:
     """Same rule as scripts/train_ocr.py: sha1(key) % 5 == 0."""
     return int(hashlib.sha1(key.encode()).hexdigest(), 16) % 5 == 0
 
-
-def edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def score(preds: list[str], truths: list[str]) -> dict:

@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from synth_plates import FontPlateRenderer, degrade_crop, hershey_plate, negative_crop
 
+from alprd.plates import edit_distance
 from alprd.vision.ocr import (
     ALPHABET,
     IMG_H,
@@ -365,15 +366,6 @@ class WithSoftmax(nn.Module):
 
 
 # ---------------------------------------------------------------- eval
-def edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
 
 def score(preds: list[str], truths: list[str]) -> dict:
     n = max(1, len(truths))

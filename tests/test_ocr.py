@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from alprd.plates import edit_distance
 from alprd.synth import random_plate_text, render_plate
 from alprd.vision.base import ModelError, PlateRecognizer, PlateText
 from alprd.vision.ocr import (
@@ -31,15 +32,6 @@ def one_hot(text: str, slots: int = 10, p: float = 0.9) -> np.ndarray:
         probs[i, ALPHABET.index(text[i]) if i < len(text) else NCLS - 1] = p
     return probs
 
-
-def edit(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +131,7 @@ def test_reads_rendered_plates(rec):
     assert reads[0].text == texts[0], reads[0]
     good = sum(r.text == t for r, t in zip(reads, texts, strict=True))
     assert good >= 90, [(t, r.text) for r, t in zip(reads, texts, strict=True) if r.text != t]
-    assert sum(edit(r.text, t) <= 1 for r, t in zip(reads, texts, strict=True)) >= 98
+    assert sum(edit_distance(r.text, t) <= 1 for r, t in zip(reads, texts, strict=True)) >= 98
     for r in reads:
         if r.text:
             assert len(r.char_confidences) == len(r.text)
