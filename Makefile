@@ -3,7 +3,11 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test venv lint bench clean
+# System tools the tests use for real: the Mosquitto broker (and mosquitto_passwd), openssl
+# for the TLS test CA, systemd-analyze to verify the unit. Installed where missing (Debian).
+TEST_TOOLS := mosquitto:mosquitto mosquitto_passwd:mosquitto openssl:openssl systemd-analyze:systemd
+
+.PHONY: demo test venv lint clean test-tools
 
 $(BIN)/alprd: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,10 +20,13 @@ venv: $(BIN)/alprd
 demo: venv
 	$(BIN)/alprd demo
 
-# Mosquitto is the real broker the MQTT tests talk to; install it where missing (Debian).
-test: venv
-	@command -v mosquitto >/dev/null || ls /usr/sbin/mosquitto >/dev/null 2>&1 || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null)
+test-tools:
+	@missing=""; for pair in $(TEST_TOOLS); do tool=$${pair%%:*}; pkg=$${pair##*:}; \
+	  PATH="$$PATH:/usr/sbin" command -v $$tool >/dev/null || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+test: venv test-tools lint
 	$(BIN)/pytest
 
 lint: venv
