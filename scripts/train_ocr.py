@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from synth_plates import FontPlateRenderer, degrade_crop, hershey_plate, negative_crop
 
-from alprd.plates import edit_distance
+from alprd.plates import edit_distance, normalize_plate
 from alprd.vision.ocr import (
     ALPHABET,
     IMG_H,
@@ -86,41 +86,32 @@ def is_val(key: str) -> bool:
     return int(hashlib.sha1(key.encode()).hexdigest(), 16) % 5 == 0
 
 
-def norm_text(t: str) -> str:
-    return "".join(c for c in t.upper() if c in ALPHABET)
+def load_crops(root: Path, text_col: int, split_by_text: bool) -> tuple[list, list]:
+    """(train, val) lists of (file, image, text) from a crops folder with groundtruth.csv.
 
-
-def load_us(data: Path) -> tuple[list, list]:
-    """(train, val) lists of (file, image, text) from us-plate-crops."""
-    root = data / "us-plate-crops"
-    train, val = [], []
-    with open(root / "groundtruth.csv", newline="") as f:
-        for row in csv.reader(f):
-            if len(row) < 3:
-                continue
-            name, text = row[0].strip(), norm_text(row[2])
-            img = cv2.imread(str(root / "images" / name), cv2.IMREAD_COLOR)
-            if img is None or not text:
-                continue
-            (val if is_val(name) else train).append((name, img, text[:MAX_SLOTS]))
-    return train, val
-
-
-def load_br(data: Path) -> tuple[list, list]:
-    root = data / "br-plate-crops"
+    The split key is the file name, or the plate text where one car appears in many files.
+    """
     train, val = [], []
     if not (root / "groundtruth.csv").is_file():
         return train, val
     with open(root / "groundtruth.csv", newline="") as f:
         for row in csv.reader(f):
-            if len(row) < 2:
+            if len(row) <= text_col:
                 continue
-            name, text = row[0].strip(), norm_text(row[1])
+            name, text = row[0].strip(), normalize_plate(row[text_col])
             img = cv2.imread(str(root / "images" / name), cv2.IMREAD_COLOR)
             if img is None or not text:
                 continue
-            (val if is_val(text) else train).append((name, img, text[:MAX_SLOTS]))
+            (val if is_val(text if split_by_text else name) else train).append((name, img, text[:MAX_SLOTS]))
     return train, val
+
+
+def load_us(data: Path) -> tuple[list, list]:
+    return load_crops(data / "us-plate-crops", 2, split_by_text=False)
+
+
+def load_br(data: Path) -> tuple[list, list]:
+    return load_crops(data / "br-plate-crops", 1, split_by_text=True)
 
 
 def encode(text: str) -> np.ndarray:
