@@ -13,7 +13,7 @@ def normalize_plate(text: str) -> str:
 
 
 def edit_distance(a: str, b: str, limit: int = 99) -> int:
-    """Levenshtein distance, stopping early once it exceeds ``limit``."""
+    """Levenshtein distance, capped at ``limit + 1`` (and stopping early once it is exceeded)."""
     if abs(len(a) - len(b)) > limit:
         return limit + 1
     prev = list(range(len(b) + 1))
@@ -24,4 +24,4 @@ def edit_distance(a: str, b: str, limit: int = 99) -> int:
         if min(cur) > limit:
             return limit + 1
         prev = cur
-    return prev[-1]
+    return min(prev[-1], limit + 1)
