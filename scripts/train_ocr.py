@@ -208,7 +208,7 @@ class PlateOCRCTC(nn.Module):
     blank is the last class.
     """
 
-    def __init__(self, widths=WIDTHS, ncls=NCLS, hidden=256, dropout=0.2):
+    def __init__(self, widths=WIDTHS, ncls=NCLS, hidden=256, dropout=0.2, context="conv"):
         super().__init__()
         c = widths
         self.ncls = ncls
@@ -217,7 +217,12 @@ class PlateOCRCTC(nn.Module):
             *cbr(c[1], c[2]), *cbr(c[2], c[3]), nn.MaxPool2d(2),
             *cbr(c[3], c[4]), *cbr(c[4], c[5]))                                   # 128 x 8 x 16
         self.proj = nn.Linear(c[5] * (IMG_H // 8), hidden)
-        self.ctx = nn.Conv1d(hidden, hidden, 3, padding=1)
+        # context across columns: a 3-wide conv, or a bidirectional GRU that sees the whole
+        # line (helps count runs of one character, e.g. "0000", and ignore edge clutter)
+        if context == "gru":
+            self.rnn = nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
+        else:
+            self.ctx = nn.Conv1d(hidden, hidden, 3, padding=1)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, 2 * ncls)
 
@@ -225,12 +230,15 @@ class PlateOCRCTC(nn.Module):
         f = self.features(x)                                   # N, C, H, W (H, W fixed by the input size)
         f = f.permute(0, 3, 1, 2).flatten(2)                   # N, W, C*H
         f = F.relu(self.proj(f))
-        f = F.relu(self.ctx(f.transpose(1, 2))).transpose(1, 2) + f
+        if hasattr(self, "rnn"):
+            f = self.rnn(f)[0] + f
+        else:
+            f = F.relu(self.ctx(f.transpose(1, 2))).transpose(1, 2) + f
         return self.out(self.drop(f)).reshape(-1, (IMG_W // 8) * 2, self.ncls)
 
 
-def make_model(head: str) -> nn.Module:
-    return PlateOCRCTC() if head == "ctc" else PlateOCR()
+def make_model(head: str, context: str = "conv") -> nn.Module:
+    return PlateOCRCTC(context=context) if head == "ctc" else PlateOCR()
 
 
 class Ema:
@@ -420,6 +428,8 @@ def main() -> int:
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--head", default="slots", choices=["slots", "ctc"],
                     help="fixed slots (reads two-line plates) or CTC over 32 steps (one line)")
+    ap.add_argument("--context", default="conv", choices=["conv", "gru"],
+                    help="CTC head's context over the columns: a 3-wide conv or a bidirectional GRU")
     ap.add_argument("--freeze", type=int, default=0,
                     help="keep the first N backbone modules fixed (BN too); with --init, to fine-tune fast on CPU")
     ap.add_argument("--cache", type=int, default=0,
@@ -448,7 +458,7 @@ def main() -> int:
     mix = {k: float(v) for k, v in (kv.split("=") for kv in args.mix.split(","))}
     FontPlateRenderer(args.fonts)  # fail now, not in a worker, if the fonts are missing
 
-    model = make_model(args.head).to(device)
+    model = make_model(args.head, args.context).to(device)
     if args.init:
         state = torch.load(args.init, map_location=device)
         own = model.state_dict()
@@ -535,7 +545,7 @@ def main() -> int:
     val_br = score(predict(best_model, [c for _, c, _ in br_val], device), [t for *_, t in br_val]) if br_val else {}
     log(f"chosen {best}: US val {val_us}; BR val {val_br}; other: "
         f"{ {k: v[0] for k, v in candidates.items() if k != best} }")
-    final = make_model(args.head)
+    final = make_model(args.head, args.context)
     final.load_state_dict({k: v.float().cpu() for k, v in best_model.state_dict().items()})
     final.eval()
     torch.save(final.state_dict(), out / "plate_ocr.pt")
