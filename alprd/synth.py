@@ -30,8 +30,12 @@ def random_plate_text(rng: np.random.Generator) -> str:
     return "".join(pool[c][int(rng.integers(len(pool[c])))] for c in layout)
 
 
-def render_plate(text: str, rng: np.random.Generator, height: int = PLATE_H) -> np.ndarray:
-    """Render ``text`` on a plate with a state band and frame; returns BGR uint8."""
+def render_plate(text: str, rng: np.random.Generator, height: int = PLATE_H, split: int = 0) -> np.ndarray:
+    """Render ``text`` on a plate with a state band and frame; returns BGR uint8.
+
+    ``split`` > 0 draws a two-line (motorcycle-style) plate instead: ``text[:split]``
+    over ``text[split:]``, on a plate 4 units wide by 3 high.
+    """
     light = rng.random() < 0.85
     bg = rng.integers(200, 256, 3) if light else rng.integers(0, 90, 3)
     ink = rng.integers(0, 80, 3) if light else rng.integers(200, 256, 3)
@@ -46,30 +50,48 @@ def render_plate(text: str, rng: np.random.Generator, height: int = PLATE_H) -> 
     font = _FONTS[int(rng.integers(len(_FONTS)))]
     thickness = int(rng.integers(4, 8))
     scale = 1.0
-    (tw, th), _ = cv2.getTextSize(text, font, scale, thickness)
-    if tw > 0 and th > 0:  # an empty text gives a blank plate (a negative for OCR training)
-        scale = min(270 / tw, 75 / th) * rng.uniform(0.85, 1.0)
-        thickness = max(2, int(thickness * scale / 1.6))
+    if split > 0:
+        plate = cv2.resize(plate, (PLATE_W, PLATE_W * 3 // 4))
+        _two_lines(plate, (text[:split], text[split:]), font, thickness, ink, rng)
+    else:
         (tw, th), _ = cv2.getTextSize(text, font, scale, thickness)
-        x = (PLATE_W - tw) // 2 + int(rng.integers(-6, 7))
-        y = 30 + (100 + th) // 2 + int(rng.integers(-4, 5))
-        cv2.putText(plate, text, (x, y), font, scale, tuple(int(c) for c in ink), thickness, cv2.LINE_AA)
+        if tw > 0 and th > 0:  # an empty text gives a blank plate (a negative for OCR training)
+            scale = min(270 / tw, 75 / th) * rng.uniform(0.85, 1.0)
+            thickness = max(2, int(thickness * scale / 1.6))
+            (tw, th), _ = cv2.getTextSize(text, font, scale, thickness)
+            x = (PLATE_W - tw) // 2 + int(rng.integers(-6, 7))
+            y = 30 + (100 + th) // 2 + int(rng.integers(-4, 5))
+            cv2.putText(plate, text, (x, y), font, scale, tuple(int(c) for c in ink), thickness, cv2.LINE_AA)
+    ph, pw = plate.shape[:2]
 
     band_ink = tuple(int(c) for c in (ink if rng.random() < 0.5 else rng.integers(0, 256, 3)))
     state = _STATES[int(rng.integers(len(_STATES)))]
     (sw, _), _ = cv2.getTextSize(state, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2)
     cv2.putText(plate, state, ((PLATE_W - sw) // 2, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.8, band_ink, 2, cv2.LINE_AA)
     if rng.random() < 0.5:
-        cv2.putText(plate, "DMV.GOV" if rng.random() < 0.5 else "SUNSHINE STATE", (80, 143),
+        cv2.putText(plate, "DMV.GOV" if rng.random() < 0.5 else "SUNSHINE STATE", (80, ph - 7),
                     cv2.FONT_HERSHEY_PLAIN, 1.0, band_ink, 1, cv2.LINE_AA)
     if rng.random() < 0.4:  # registration sticker in a corner
-        cx = 8 if rng.random() < 0.5 else PLATE_W - 40
+        cx = 8 if rng.random() < 0.5 else pw - 40
         cv2.rectangle(plate, (cx, 8), (cx + 32, 30), tuple(int(c) for c in rng.integers(0, 256, 3)), -1)
     frame = tuple(int(c) for c in rng.integers(0, 256, 3))
-    cv2.rectangle(plate, (1, 1), (PLATE_W - 2, PLATE_H - 2), frame, int(rng.integers(2, 7)))
-    if height != PLATE_H:
-        plate = cv2.resize(plate, (height * 2, height), interpolation=cv2.INTER_AREA)
+    cv2.rectangle(plate, (1, 1), (pw - 2, ph - 2), frame, int(rng.integers(2, 7)))
+    if height != ph:
+        plate = cv2.resize(plate, (round(height * pw / ph), height), interpolation=cv2.INTER_AREA)
     return plate
+
+
+def _two_lines(plate: np.ndarray, lines: tuple[str, str], font: int, thickness: int, ink, rng) -> None:
+    """Draw two centred text lines of one size between the state band and the bottom edge."""
+    ph, pw = plate.shape[:2]
+    sizes = [cv2.getTextSize(t or " ", font, 1.0, thickness)[0] for t in lines]
+    line_h = (ph - 50) / 2 - 6
+    scale = min(min((pw - 40) / max(1, w), line_h / max(1, h)) for w, h in sizes) * rng.uniform(0.85, 1.0)
+    thickness = max(2, int(thickness * scale / 1.6))
+    for i, text in enumerate(lines):
+        (tw, th), _ = cv2.getTextSize(text, font, scale, thickness)
+        y = int(36 + (i + 1) * (line_h + 6) - (line_h - th) / 2)
+        cv2.putText(plate, text, ((pw - tw) // 2, y), font, scale, tuple(int(c) for c in ink), thickness, cv2.LINE_AA)
 
 
 def street_scene(width: int, height: int, rng: np.random.Generator) -> np.ndarray:

@@ -117,7 +117,10 @@ def _paste(canvas: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
 
 
 class FontPlateRenderer:
-    """US-style plates drawn with TrueType fonts; ``render(rng) -> (BGR plate, label)``."""
+    """US-style plates drawn with TrueType fonts; ``render(rng) -> (BGR plate, text lines)``.
+
+    The lines are one string, or two (top, bottom) for a two-line plate.
+    """
 
     W, H = 240, 120
 
@@ -172,12 +175,12 @@ class FontPlateRenderer:
                 img = bg + (img - bg) * rng.uniform(0.3, 0.8)
         return np.clip(img, 0, 255).astype(np.uint8), ink, dark
 
-    def render(self, rng: np.random.Generator, text: str | None = None) -> tuple[np.ndarray, str]:
+    def render(self, rng: np.random.Generator, text: str | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
         W, H = self.W, self.H
         img, ink, _dark = self._background(rng)
         font = self.text_fonts[int(rng.integers(len(self.text_fonts)))]
         text = text if text is not None else random_text(rng)
-        two_line = len(text) >= 4 and rng.random() < 0.08
+        two_line = len(text) >= 4 and rng.random() < 0.12
 
         # state name on top, slogan at the bottom
         band_col = ink if rng.random() < 0.5 else _colour(rng, 0, 256)
@@ -272,13 +275,14 @@ class FontPlateRenderer:
                     cv2.ellipse(img, (bx, by), (5, 4), 0, 0, 360, _colour(rng, 60, 200), -1)
         if rng.random() < 0.65:
             cv2.rectangle(img, (1, 1), (W - 2, H - 2), _colour(rng, 0, 256), int(rng.integers(1, 6)))
-        return img, text
+        return img, tuple(lines)
 
 
-def hershey_plate(rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """A plate from alprd.synth (what the demo camera shows)."""
+def hershey_plate(rng: np.random.Generator) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A plate from alprd.synth (what the demo camera shows), two-line one time in ten; (plate, lines)."""
     text = random_plate_text(rng)
-    return render_plate(text, rng), text
+    cut = int(rng.integers(2, len(text) - 1)) if len(text) >= 4 and rng.random() < 0.1 else 0
+    return render_plate(text, rng, split=cut), ((text[:cut], text[cut:]) if cut else (text,))
 
 
 def _motion_kernel(rng, k):
@@ -419,8 +423,8 @@ def main() -> None:
     fr = FontPlateRenderer(args.fonts)
     tiles = []
     for i in range(args.n):
-        plate, text = fr.render(rng) if i % 4 else hershey_plate(rng)
-        crop = degrade_crop(plate, rng)
+        plate, lines = fr.render(rng) if i % 4 else hershey_plate(rng)
+        crop, text = degrade_crop(plate, rng), " / ".join(lines)
         tile = cv2.resize(crop, (256, 128))
         cv2.putText(tile, text, (4, 124), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 255), 2)
         tiles.append(tile)

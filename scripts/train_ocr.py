@@ -33,8 +33,6 @@ How models/plate_ocr.onnx was made (figures in models/plate_ocr.md):
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import json
 import math
 import sys
@@ -51,9 +49,11 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
+from plate_crops import load_br, load_us
 from synth_plates import FontPlateRenderer, degrade_crop, hershey_plate, negative_crop
 
-from alprd.plates import edit_distance, normalize_plate
+from alprd.plates import edit_distance
+from alprd.vision.lines import split_lines
 from alprd.vision.ocr import (
     ALPHABET,
     IMG_H,
@@ -81,39 +81,6 @@ def log(*a) -> None:
 
 
 # ---------------------------------------------------------------- data
-def is_val(key: str) -> bool:
-    """The fixed validation rule: sha1(key) % 5 == 0 (about 20%)."""
-    return int(hashlib.sha1(key.encode()).hexdigest(), 16) % 5 == 0
-
-
-def load_crops(root: Path, text_col: int, split_by_text: bool) -> tuple[list, list]:
-    """(train, val) lists of (file, image, text) from a crops folder with groundtruth.csv.
-
-    The split key is the file name, or the plate text where one car appears in many files.
-    """
-    train, val = [], []
-    if not (root / "groundtruth.csv").is_file():
-        return train, val
-    with open(root / "groundtruth.csv", newline="") as f:
-        for row in csv.reader(f):
-            if len(row) <= text_col:
-                continue
-            name, text = row[0].strip(), normalize_plate(row[text_col])
-            img = cv2.imread(str(root / "images" / name), cv2.IMREAD_COLOR)
-            if img is None or not text:
-                continue
-            (val if is_val(text if split_by_text else name) else train).append((name, img, text[:MAX_SLOTS]))
-    return train, val
-
-
-def load_us(data: Path) -> tuple[list, list]:
-    return load_crops(data / "us-plate-crops", 2, split_by_text=False)
-
-
-def load_br(data: Path) -> tuple[list, list]:
-    return load_crops(data / "br-plate-crops", 1, split_by_text=True)
-
-
 def encode(text: str) -> np.ndarray:
     y = np.full(MAX_SLOTS, PAD_IDX, np.int64)
     for i, c in enumerate(text[:MAX_SLOTS]):
@@ -140,12 +107,16 @@ class PlateStream(torch.utils.data.IterableDataset):
                 crop = img
             else:
                 crop = degrade_crop(img, rng, strength=0.8 if r < 0.6 else 1.0)
-        elif kind == "font":
-            plate, text = fonts.render(rng)
-            crop = degrade_crop(plate, rng)
-        elif kind == "hershey":
-            plate, text = hershey_plate(rng)
-            crop = degrade_crop(plate, rng, strength=0.8)
+        elif kind in ("font", "hershey"):
+            plate, lines = fonts.render(rng) if kind == "font" else hershey_plate(rng)
+            crop = degrade_crop(plate, rng, strength=1.0 if kind == "font" else 0.8)
+            text = lines[0]
+            if len(lines) == 2:  # train on what inference reads: one line cut out by split_lines
+                halves = split_lines(crop)
+                if halves is None:
+                    raise ValueError("two-line plate not split; draw again")
+                k = int(rng.integers(2))
+                crop, text = halves[k], lines[k]
         else:
             crop, text = negative_crop(rng), ""
         return resize_crop(crop, IMG_H, IMG_W), encode(text)

@@ -5,7 +5,8 @@ probabilities over the alphabet A-Z0-9 plus one extra class (the last). Two head
 exist, named in the model's ``head`` metadata:
 
 * ``ctc`` (the shipped model): 32 steps left to right, the extra class is the CTC
-  blank; greedy decoding collapses repeats and drops blanks. One line of text.
+  blank; greedy decoding collapses repeats and drops blanks. It reads one line, so
+  two-line plates are split into their lines first (:mod:`alprd.vision.lines`).
 * ``slots`` (fast-plate-ocr style): 10 fixed character slots, the extra class is
   the pad ``_``; text is the non-pad slots in order, so a two-line plate comes out
   top line first. ``scripts/train_ocr.py --head slots`` trains it.
@@ -25,11 +26,13 @@ import cv2
 import numpy as np
 
 from alprd.vision.base import ModelError, PlateText
+from alprd.vision.lines import split_lines
 
 ALPHABET = string.ascii_uppercase + string.digits
 PAD = "_"
 IMG_H, IMG_W = 64, 128
 MAX_SLOTS = 10
+_KEEP_WHOLE = 0.75  # a whole-crop reading this confident is never replaced by a two-line one
 
 _FIX = ("restore it with `git checkout -- models/plate_ocr.onnx`, or retrain it with "
         "`python scripts/train_ocr.py` (see models/plate_ocr.md), or point vision.ocr_model "
@@ -130,8 +133,10 @@ class OnnxRecognizer:
     or that is not a usable image comes back as ``PlateText("", confidence, ())``.
     """
 
-    def __init__(self, model_path: str | Path, threads: int = 1, min_confidence: float = 0.5):
+    def __init__(self, model_path: str | Path, threads: int = 1, min_confidence: float = 0.5,
+                 split_two_line: bool = True):
         self.model_path = Path(model_path)
+        self.split_two_line = split_two_line
         self.min_confidence = float(min_confidence)
         if not self.model_path.is_file():
             raise ModelError(f"OCR model {self.model_path} not found: {_FIX}")
@@ -166,12 +171,24 @@ class OnnxRecognizer:
         self._output = out.name
 
     def read(self, crops: Sequence[np.ndarray]) -> list[PlateText]:
+        """Read a batch of crops; a crop that looks like a two-line plate is also read line by line.
+
+        The line crops from :func:`alprd.vision.lines.split_lines` go into the same
+        onnxruntime batch; their joined text (top line first) replaces the whole-crop
+        reading when both lines are read, the weaker line is more confident than the
+        whole crop, and the whole crop was not read confidently (a one-line plate with a
+        state name above it must not become "STATE" + plate).
+        """
         results: list[PlateText] = [PlateText("", 0.0, ())] * len(crops)
-        batch, where = [], []
+        batch, where, two_line = [], [], {}
         for i, crop in enumerate(crops):
             try:
                 batch.append(preprocess(crop, self.height, self.width))
                 where.append(i)
+                lines = split_lines(crop) if self.split_two_line and self.head == "ctc" else None
+                if lines is not None:
+                    two_line[i] = len(batch)
+                    batch += [preprocess(line, self.height, self.width) for line in lines]
             except (ValueError, cv2.error):
                 continue
         if not batch:
@@ -182,7 +199,17 @@ class OnnxRecognizer:
         # When nothing is read, the confidence is that of the likeliest character anywhere:
         # low for a non-plate, whatever the model's certainty that it saw nothing.
         any_char = probs[..., :-1].max(axis=(1, 2)) if probs.shape[1] else np.zeros(len(probs))
-        for i, (text, conf, chars), hint in zip(where, decoded, any_char, strict=True):
+        row = 0
+        for i in where:
+            text, conf, chars = decoded[row]
+            hint = any_char[row]
+            row += 1
+            if i in two_line:
+                (top, c_top, ch_top), (bottom, c_bot, ch_bot) = decoded[row:row + 2]
+                row += 2
+                whole = conf if text else 0.0
+                if top and bottom and whole < _KEEP_WHOLE and min(c_top, c_bot) > whole:
+                    text, conf, chars = top + bottom, min(c_top, c_bot), ch_top + ch_bot
             if not text:
                 results[i] = PlateText("", float(min(hint, conf)), ())
             elif conf < self.min_confidence:

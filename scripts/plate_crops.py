@@ -1,0 +1,47 @@
+"""The real plate-crop sets and their fixed train/validation split (no torch needed).
+
+Shared by scripts/train_ocr.py and scripts/eval_ocr.py so that evaluation uses
+exactly the crops training never saw: a crop is validation when
+sha1(key) % 5 == 0, the key being the file name for US crops and the plate text
+for Brazilian ones (one car appears in many Brazilian files).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+import cv2
+
+from alprd.plates import normalize_plate
+from alprd.vision.ocr import MAX_SLOTS
+
+
+def is_val(key: str) -> bool:
+    return int(hashlib.sha1(key.encode()).hexdigest(), 16) % 5 == 0
+
+
+def load_crops(root: Path, text_col: int, split_by_text: bool) -> tuple[list, list]:
+    """(train, val) lists of (file, image, text) from a crops folder with groundtruth.csv."""
+    train, val = [], []
+    if not (root / "groundtruth.csv").is_file():
+        return train, val
+    with open(root / "groundtruth.csv", newline="") as f:
+        for row in csv.reader(f):
+            if len(row) <= text_col:
+                continue
+            name, text = row[0].strip(), normalize_plate(row[text_col])
+            img = cv2.imread(str(root / "images" / name), cv2.IMREAD_COLOR)
+            if img is None or not text:
+                continue
+            (val if is_val(text if split_by_text else name) else train).append((name, img, text[:MAX_SLOTS]))
+    return train, val
+
+
+def load_us(data: Path) -> tuple[list, list]:
+    return load_crops(data / "us-plate-crops", 2, split_by_text=False)
+
+
+def load_br(data: Path) -> tuple[list, list]:
+    return load_crops(data / "br-plate-crops", 1, split_by_text=True)
