@@ -244,6 +244,20 @@ def ctc_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.ctc_loss(logp, targets, t, lengths, blank=PAD_IDX, reduction="mean", zero_infinity=True)
 
 
+def optimise(model, ema, opt, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """One optimiser step on the batch loss (CTC, or cross-entropy per slot), then the EMA; returns the loss."""
+    if isinstance(model, PlateOCRCTC):
+        loss = ctc_loss(logits, y)
+    else:
+        loss = F.cross_entropy(logits.float().reshape(-1, NCLS), y.reshape(-1), label_smoothing=0.05)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    opt.step()
+    ema.update_parameters(model)
+    return loss
+
+
 def train_head_on_cache(model, ema, opt, loader, us_val, device, deadline, args):
     """Frozen backbone: features of ``args.cache`` samples once, then head-only epochs until the deadline."""
     model.eval()
@@ -280,14 +294,7 @@ def train_head_on_cache(model, ema, opt, loader, us_val, device, deadline, args)
             idx = perm[i:i + args.batch]
             f = feats[idx].float()
             f = F.dropout2d(f, 0.1, training=True)
-            logits = head_forward(model, f)
-            loss = ctc_loss(logits, labels[idx]) if isinstance(model, PlateOCRCTC) else \
-                F.cross_entropy(logits.reshape(-1, NCLS), labels[idx].reshape(-1), label_smoothing=0.05)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            ema.update_parameters(model)
+            loss = optimise(model, ema, opt, head_forward(model, f), labels[idx])
             step += 1
             seen += len(idx)
             tot, cnt = tot + float(loss), cnt + 1
@@ -478,13 +485,7 @@ def main() -> int:
                 x = x.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
                     logits = model(x)
-                loss = (ctc_loss(logits, y) if args.head == "ctc" else
-                        F.cross_entropy(logits.float().reshape(-1, NCLS), y.reshape(-1), label_smoothing=0.05))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                opt.step()
-                ema.update_parameters(model)
+                loss = optimise(model, ema, opt, logits, y)
                 step += 1
             seen += len(yb)
             lv = float(loss.detach()) if step % 10 == 0 or device.type == "cpu" else None
