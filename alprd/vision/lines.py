@@ -15,46 +15,53 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-_ROWS = 64                 # analysis height
+_ROWS, _COLS = 64, 128     # analysis size (the recogniser's input size)
 _MIN_LINE = 0.18           # each line at least this fraction of the crop height
-_MAX_LINE_RATIO = 1.6      # the taller line at most this many times the shorter
-_GAP = 0.5                 # gap row energy at most this fraction of the weaker line's peak
+_MAX_LINE_RATIO = 1.3      # the taller line at most this many times the shorter
+_GAP = 0.4                 # gap row energy at most this fraction of the weaker line's peak
 
 
 def _run_around(mask: np.ndarray, i: int) -> tuple[int, int]:
     """The contiguous True run of ``mask`` that contains index ``i``: (first, last + 1)."""
-    lo, hi = i, i + 1
-    while lo > 0 and mask[lo - 1]:
-        lo -= 1
-    while hi < len(mask) and mask[hi]:
-        hi += 1
-    return lo, hi
+    off = np.flatnonzero(~mask)
+    return int(off[off < i].max(initial=-1)) + 1, int(off[off > i].min(initial=len(mask)))
 
 
 def _line_bands(gray: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """Row ranges (in ``gray``'s rows) of the top and bottom text lines, or None for one line.
 
-    The gap is the row, between 20% and 80% of the height, with the deepest dip in
-    stroke energy relative to the strongest rows within 35% of the height above and
-    below it (so a state name or slogan further away does not count as a line).
+    The gap is a row, between 20% and 80% of the height, where stroke energy dips
+    well below the strongest rows within 35% of the height above and below it; the
+    deepest such dip whose neighbouring bands look like two similar text lines wins
+    (the dip under a state name has a thin band above it, and does not).
     """
     h, w = gray.shape
     edges = np.abs(cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3))
     margin = max(1, int(0.06 * w))                      # the plate frame's vertical edges
-    energy = edges[:, margin:w - margin].mean(axis=1)
-    energy = np.convolve(energy, np.ones(3, np.float32) / 3, mode="same")
+    energy = cv2.blur(edges[:, margin:w - margin].mean(axis=1, keepdims=True), (1, 3))[:, 0]
+    if energy.max() <= 0:
+        return None
     reach = max(2, int(0.35 * h))
-    padded = np.concatenate([np.zeros(reach, np.float32), energy, np.zeros(reach, np.float32)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, reach)
-    above = windows[:h].max(axis=1)                     # max over rows g-reach .. g-1
-    below = windows[reach + 1:reach + 1 + h].max(axis=1)  # max over rows g+1 .. g+reach
+    # running maxima over the `reach` rows above (ending at g-1) and below (starting at g+1) row g
+    kernel = np.ones((reach, 1), np.uint8)
+    above = np.r_[0, cv2.dilate(energy[:, None], kernel, anchor=(0, reach - 1),
+                                borderType=cv2.BORDER_CONSTANT, borderValue=0)[:-1, 0]]
+    below = np.r_[cv2.dilate(energy[:, None], kernel, anchor=(0, 0),
+                             borderType=cv2.BORDER_CONSTANT, borderValue=0)[1:, 0], 0]
     rows = np.arange(int(0.2 * h), int(0.8 * h))
-    if len(rows) == 0 or energy.max() <= 0:
-        return None
     dip = np.minimum(above[rows], below[rows]) / (energy[rows] + 1e-3 * energy.max())
-    gap = int(rows[np.argmax(dip)])
-    if dip.max() < 1 / _GAP:
-        return None
+    for j in np.argsort(-dip)[:8]:                      # deepest dips first
+        if dip[j] < 1 / _GAP:
+            break
+        bands = _bands_around(energy, int(rows[j]), reach)
+        if bands is not None:
+            return bands
+    return None
+
+
+def _bands_around(energy: np.ndarray, gap: int, reach: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """The text bands just above and below row ``gap``, if they look like two lines of one plate."""
+    h = len(energy)
     bands = []
     for lo, hi in ((max(0, gap - reach), gap), (gap + 1, min(h, gap + 1 + reach))):
         part = energy[lo:hi]
@@ -87,27 +94,34 @@ def _line_crop(crop: np.ndarray, rows: tuple[int, int]) -> np.ndarray:
     return cv2.copyMakeBorder(line, dy // 2, dy - dy // 2, dx // 2, dx - dx // 2, cv2.BORDER_CONSTANT, value=colour)
 
 
+def _usable(image) -> bool:
+    return (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+            and image.shape[2] == 3 and min(image.shape[:2]) >= 8)
+
+
 def find_lines(crop: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """Row ranges ``((top0, top1), (bottom0, bottom1))`` of a two-line plate's text, in crop pixels.
 
     None when ``crop`` (BGR uint8, any size) shows one line, or is not a usable image.
+    A crop already at the recogniser's 64x128 input size is analysed as it is.
     """
-    if not isinstance(crop, np.ndarray) or crop.dtype != np.uint8 or crop.ndim != 3 \
-            or crop.shape[2] != 3 or min(crop.shape[:2]) < 8:
+    if not _usable(crop):
         return None
     h, w = crop.shape[:2]
-    scale = _ROWS / h
-    small = cv2.resize(crop, (max(8, round(w * scale)), _ROWS), interpolation=cv2.INTER_AREA)
+    small = crop if (h, w) == (_ROWS, _COLS) else cv2.resize(crop, (_COLS, _ROWS), interpolation=cv2.INTER_LINEAR)
     bands = _line_bands(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32))
     if bands is None:
         return None
-    (a, b), (c, d) = bands
-    return (int(a / scale), int(np.ceil(b / scale))), (int(c / scale), int(np.ceil(d / scale)))
+    k = h / _ROWS
+    return tuple((int(a * k), int(np.ceil(b * k))) for a, b in bands)  # type: ignore[return-value]
 
 
-def split_lines(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(top line, bottom line) BGR crops of a two-line plate, each 2:1, or None for one line."""
-    lines = find_lines(crop)
-    if lines is None:
+def split_lines(crop: np.ndarray, rows=None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(top line, bottom line) BGR crops of a two-line plate, each 2:1, or None for one line.
+
+    ``rows`` are :func:`find_lines`' result when the caller already has it.
+    """
+    rows = find_lines(crop) if rows is None else rows
+    if rows is None or not _usable(crop):
         return None
-    return _line_crop(crop, lines[0]), _line_crop(crop, lines[1])
+    return _line_crop(crop, rows[0]), _line_crop(crop, rows[1])

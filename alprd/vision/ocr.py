@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from alprd.vision.base import ModelError, PlateText
-from alprd.vision.lines import split_lines
+from alprd.vision.lines import find_lines, split_lines
 
 ALPHABET = string.ascii_uppercase + string.digits
 PAD = "_"
@@ -45,7 +45,10 @@ def preprocess(crop: np.ndarray, height: int = IMG_H, width: int = IMG_W) -> np.
     The crop is stretched to the model's size (plates and the crops our detector
     gives are roughly 2:1, like the input). Raises ValueError for what is not an image.
     """
-    img = resize_crop(crop, height, width)
+    return _to_input(resize_crop(crop, height, width))
+
+
+def _to_input(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32) * np.float32(1 / 255)
 
 
@@ -183,14 +186,18 @@ class OnnxRecognizer:
         batch, where, two_line = [], [], {}
         for i, crop in enumerate(crops):
             try:
-                batch.append(preprocess(crop, self.height, self.width))
-                where.append(i)
-                lines = split_lines(crop) if self.split_two_line and self.head == "ctc" else None
+                small = resize_crop(crop, self.height, self.width)
+            except (ValueError, cv2.error):
+                continue
+            batch.append(_to_input(small))
+            where.append(i)
+            rows = find_lines(small) if self.split_two_line and self.head == "ctc" else None
+            if rows is not None:  # rows of the 64-row input, scaled back to the crop
+                k = crop.shape[0] / self.height
+                lines = split_lines(crop, tuple((int(a * k), int(np.ceil(b * k))) for a, b in rows))
                 if lines is not None:
                     two_line[i] = len(batch)
                     batch += [preprocess(line, self.height, self.width) for line in lines]
-            except (ValueError, cv2.error):
-                continue
         if not batch:
             return results
         probs = self._session.run([self._output], {self._input: np.stack(batch)})[0]
