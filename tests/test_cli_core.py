@@ -78,3 +78,28 @@ def test_logs_are_json_lines_when_not_on_a_terminal():
     line = json.loads(stream.getvalue())
     assert line["event"] == "read_stored" and line["plate"] == "ABC123" and line["level"] == "info"
     assert line["timestamp"].endswith("Z")
+
+
+def test_eval_read_figures_count_only_boxes_the_recogniser_read(tmp_path):
+    """Detector precision counts every box; read precision only boxes that became reads."""
+    from alprd.vision.base import Detection, PlateText
+    from alprd.vision.evaluate import Sample, TruthBox, evaluate
+    from alprd.vision.reader import PlateReader
+
+    class Boxes:  # one box on the plate, two elsewhere
+        def detect(self, image):
+            return [Detection(100, 100, 200, 150, 0.9), Detection(300, 300, 400, 350, 0.8),
+                    Detection(10, 10, 60, 40, 0.7)]
+
+    class Texts:  # reads the plate and one distractor; the third box is "not a plate"
+        def read(self, crops):
+            return [PlateText("ABC123", 0.9, (0.9,) * 6), PlateText("XY7", 0.8, (0.8,) * 3),
+                    PlateText("", 0.1, ())]
+
+    path = tmp_path / "a.jpg"
+    cv2.imwrite(str(path), np.zeros((480, 640, 3), np.uint8))
+    truth = [TruthBox((102, 101, 199, 151), "ABC123"), TruthBox((500, 400, 600, 450), "ZZZ999")]
+    summary = evaluate(PlateReader(Boxes(), Texts()), [Sample(path, truth)]).summary()
+    assert summary["recall"] == 0.5 and summary["precision"] == round(1 / 3, 4)
+    assert summary["read_recall"] == 0.5 and summary["read_precision"] == 0.5
+    assert summary["exact_read_accuracy"] == 0.5

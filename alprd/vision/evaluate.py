@@ -43,6 +43,8 @@ class EvalResult:
     detected: int = 0
     predictions: int = 0
     true_positives: int = 0
+    reads: int = 0              # detections the recogniser read (what the daemon would store)
+    reads_on_plates: int = 0    # ... matched one-to-one to a true plate
     exact: int = 0
     one_edit: int = 0
     latencies_ms: list[float] = field(default_factory=list)
@@ -58,6 +60,8 @@ class EvalResult:
             "plates": self.plates,
             "recall": ratio(self.detected, self.plates),
             "precision": ratio(self.true_positives, self.predictions),
+            "read_recall": ratio(self.reads_on_plates, self.plates),
+            "read_precision": ratio(self.reads_on_plates, self.reads),
             "exact_read_accuracy": ratio(self.exact, self.plates_with_text),
             "one_edit_accuracy": ratio(self.one_edit, self.plates_with_text),
             "latency_ms_median": round(float(np.median(lat)), 2),
@@ -127,8 +131,25 @@ def load_dataset(path: str | Path, splits: tuple[str, ...] = ("valid", "test")) 
     return samples
 
 
+def match(truth: list[TruthBox], boxes: list[tuple[float, float, float, float]],
+          iou_min: float = 0.5) -> list[int]:
+    """Greedy one-to-one matching: for each truth box, the index of its box (IoU >= iou_min) or -1."""
+    used: set[int] = set()
+    out = []
+    for t in truth:
+        best, best_iou = -1, iou_min
+        for i, b in enumerate(boxes):
+            v = iou(t.box, b)
+            if i not in used and v >= best_iou:
+                best, best_iou = i, v
+        if best >= 0:
+            used.add(best)
+        out.append(best)
+    return out
+
+
 def evaluate(reader: PlateReader, samples: list[Sample], iou_min: float = 0.5) -> EvalResult:
-    """Greedy one-to-one matching of predictions to truth boxes by IoU."""
+    """Detector figures (every box), read figures (boxes the recogniser read) and read accuracy."""
     res = EvalResult()
     for sample in samples:
         image = cv2.imread(str(sample.image), cv2.IMREAD_COLOR)
@@ -142,18 +163,14 @@ def evaluate(reader: PlateReader, samples: list[Sample], iou_min: float = 0.5) -
         res.images += 1
         res.predictions += len(dets)
         res.plates += len(sample.truth)
-        used: set[int] = set()
-        for truth in sample.truth:
-            if truth.plate:
-                res.plates_with_text += 1
-            best, best_iou = -1, iou_min
-            for i, d in enumerate(dets):
-                v = iou(truth.box, (d.x1, d.y1, d.x2, d.y2))
-                if i not in used and v >= best_iou:
-                    best, best_iou = i, v
+        boxes = [(d.x1, d.y1, d.x2, d.y2) for d in dets]
+        read = [i for i, t in enumerate(texts) if len(t.text) >= reader.min_chars]
+        res.reads += len(read)
+        res.reads_on_plates += sum(j >= 0 for j in match(sample.truth, [boxes[i] for i in read], iou_min))
+        for truth, best in zip(sample.truth, match(sample.truth, boxes, iou_min), strict=True):
+            res.plates_with_text += bool(truth.plate)
             if best < 0:
                 continue
-            used.add(best)
             res.detected += 1
             res.true_positives += 1
             if truth.plate:
@@ -161,4 +178,3 @@ def evaluate(reader: PlateReader, samples: list[Sample], iou_min: float = 0.5) -
                 res.exact += got == truth.plate
                 res.one_edit += edit_distance(got, truth.plate, 1) <= 1
     return res
-
