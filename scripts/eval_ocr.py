@@ -60,7 +60,8 @@ def two_line_plates(n: int) -> list[tuple[str, np.ndarray, str]]:
     out = []
     for i in range(n):
         text = random_plate_text(rng)
-        plate = render_plate(text, rng, height=int(rng.integers(60, 120)), split=int(rng.integers(2, len(text) - 1)))
+        cut = int(rng.integers(len(text) // 2, (len(text) + 1) // 2 + 1))  # balanced lines, as on real plates
+        plate = render_plate(text, rng, height=int(rng.integers(60, 120)), split=cut)
         out.append((f"two-line-{i}", cv2.GaussianBlur(plate, (3, 3), 0.8), text))
     return out
 
