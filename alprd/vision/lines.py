@@ -5,9 +5,10 @@ registration on two rows (``ABC`` over ``1234``). Our recogniser reads one line
 left to right, so :func:`split_lines` looks for a horizontal gap between two
 similar-height bands of character strokes and returns each line as its own crop,
 trimmed to the text and padded with the plate's background to the 2:1 shape the
-recogniser expects. It is cheap (one Sobel on a 64-row copy) and only proposes:
-:class:`alprd.vision.ocr.OnnxRecognizer` keeps the two-line reading only when it is
-more confident than the whole-crop reading.
+recogniser expects. It is cheap (a Sobel and a few row statistics on the
+recogniser's own 64x128 input) and only proposes: :class:`alprd.vision.ocr.OnnxRecognizer`
+keeps the two-line reading only when the whole crop was not read confidently and
+both lines are read more confidently than it.
 """
 
 from __future__ import annotations
