@@ -22,10 +22,17 @@ _MAX_LINE_RATIO = 1.3      # the taller line at most this many times the shorter
 _GAP = 0.4                 # gap row energy at most this fraction of the weaker line's peak
 
 
-def _run_around(mask: np.ndarray, i: int) -> tuple[int, int]:
-    """The contiguous True run of ``mask`` that contains index ``i``: (first, last + 1)."""
-    off = np.flatnonzero(~mask)
-    return int(off[off < i].max(initial=-1)) + 1, int(off[off > i].min(initial=len(mask)))
+def _run_around(values: list[float], i: int, floor: float) -> tuple[int, int]:
+    """The contiguous run of ``values`` above ``floor`` that contains index ``i``: (first, last + 1).
+
+    Plain Python: on the 64 rows analysed this beats numpy's per-call overhead.
+    """
+    lo, hi = i, i + 1
+    while lo > 0 and values[lo - 1] > floor:
+        lo -= 1
+    while hi < len(values) and values[hi] > floor:
+        hi += 1
+    return lo, hi
 
 
 def _line_bands(gray: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]] | None:
@@ -51,23 +58,23 @@ def _line_bands(gray: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]] | N
                              borderType=cv2.BORDER_CONSTANT, borderValue=0)[1:, 0], 0]
     rows = np.arange(int(0.2 * h), int(0.8 * h))
     dip = np.minimum(above[rows], below[rows]) / (energy[rows] + 1e-3 * energy.max())
-    for j in np.argsort(-dip)[:8]:                      # deepest dips first
-        if dip[j] < 1 / _GAP:
-            break
-        bands = _bands_around(energy, int(rows[j]), reach)
+    deep = np.flatnonzero(dip >= 1 / _GAP)
+    values = energy.tolist()
+    for j in deep[np.argsort(-dip[deep])][:8]:          # deepest dips first
+        bands = _bands_around(values, int(rows[j]), reach)
         if bands is not None:
             return bands
     return None
 
 
-def _bands_around(energy: np.ndarray, gap: int, reach: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
+def _bands_around(energy: list[float], gap: int, reach: int) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """The text bands just above and below row ``gap``, if they look like two lines of one plate."""
     h = len(energy)
     bands = []
     for lo, hi in ((max(0, gap - reach), gap), (gap + 1, min(h, gap + 1 + reach))):
         part = energy[lo:hi]
-        peak = int(np.argmax(part))
-        a, b = _run_around(part > 0.4 * part[peak], peak)
+        peak = max(range(len(part)), key=part.__getitem__)
+        a, b = _run_around(part, peak, 0.4 * part[peak])
         bands.append((a + lo, b + lo))
     heights = [b - a for a, b in bands]
     if min(heights) < _MIN_LINE * h or max(heights) > _MAX_LINE_RATIO * min(heights):
