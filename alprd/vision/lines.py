@@ -124,12 +124,25 @@ def find_lines(crop: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]] | No
     return tuple((int(a * k), int(np.ceil(b * k))) for a, b in bands)  # type: ignore[return-value]
 
 
-def split_lines(crop: np.ndarray, rows=None) -> tuple[np.ndarray, np.ndarray] | None:
-    """(top line, bottom line) BGR crops of a two-line plate, each 2:1, or None for one line.
+def split_lines(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(top line, bottom line) BGR crops of a two-line plate, each 2:1, or None for one line."""
+    rows = find_lines(crop)
+    return None if rows is None else (_line_crop(crop, rows[0]), _line_crop(crop, rows[1]))
 
-    ``rows`` are :func:`find_lines`' result when the caller already has it.
+
+def split_for_reader(crop: np.ndarray, small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`split_lines` for the recogniser, which already has ``small``, its input-sized copy of ``crop``.
+
+    The lines are found on ``small`` and cut from ``crop`` scaled down to at most
+    ``small``'s height: large sharp line crops read worse (62% against 88% exact on
+    225-px-high rendered plates), as nothing like them is trained on.
     """
-    rows = find_lines(crop) if rows is None else rows
+    rows = find_lines(small)
     if rows is None or not _usable(crop):
         return None
-    return _line_crop(crop, rows[0]), _line_crop(crop, rows[1])
+    h, w = crop.shape[:2]
+    rows_s = small.shape[0]
+    src = crop if h <= rows_s else cv2.resize(crop, (max(1, round(w * rows_s / h)), rows_s),
+                                               interpolation=cv2.INTER_AREA)
+    k = src.shape[0] / rows_s
+    return tuple(_line_crop(src, (int(a * k), int(np.ceil(b * k)))) for a, b in rows)  # type: ignore[return-value]

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from alprd.vision.base import ModelError, PlateText
-from alprd.vision.lines import find_lines, split_lines
+from alprd.vision.lines import split_for_reader
 
 ALPHABET = string.ascii_uppercase + string.digits
 PAD = "_"
@@ -176,7 +176,7 @@ class OnnxRecognizer:
     def read(self, crops: Sequence[np.ndarray]) -> list[PlateText]:
         """Read a batch of crops; a crop that looks like a two-line plate is also read line by line.
 
-        The line crops from :func:`alprd.vision.lines.split_lines` go into the same
+        The line crops from :func:`alprd.vision.lines.split_for_reader` go into the same
         onnxruntime batch; their joined text (top line first) replaces the whole-crop
         reading when both lines are read confidently. The whole-crop confidence is no
         guide there: a one-line model reads a stacked plate as confident garbage. What
@@ -184,7 +184,7 @@ class OnnxRecognizer:
         two similar-height text bands (a state name is much smaller than the plate text).
         """
         results: list[PlateText] = [PlateText("", 0.0, ())] * len(crops)
-        batch, where, two_line = [], [], {}
+        batch, where, two_line = [], [], set()
         for i, crop in enumerate(crops):
             try:
                 small = resize_crop(crop, self.height, self.width)
@@ -192,18 +192,10 @@ class OnnxRecognizer:
                 continue
             batch.append(_to_input(small))
             where.append(i)
-            rows = find_lines(small) if self.split_two_line and self.head == "ctc" else None
-            if rows is not None:
-                # lines are cut from the crop at most input-high: large sharp line crops read
-                # worse (88% vs 62% exact on 225-px-high rendered plates), like nothing trained on
-                h, w = crop.shape[:2]
-                src = crop if h <= self.height else cv2.resize(
-                    crop, (max(1, round(w * self.height / h)), self.height), interpolation=cv2.INTER_AREA)
-                k = src.shape[0] / self.height   # rows of the 64-row input, scaled to src
-                lines = split_lines(src, tuple((int(a * k), int(np.ceil(b * k))) for a, b in rows))
-                if lines is not None:
-                    two_line[i] = len(batch)
-                    batch += [preprocess(line, self.height, self.width) for line in lines]
+            lines = split_for_reader(crop, small) if self.split_two_line and self.head == "ctc" else None
+            if lines is not None:
+                two_line.add(i)
+                batch += [preprocess(line, self.height, self.width) for line in lines]
         if not batch:
             return results
         probs = self._session.run([self._output], {self._input: np.stack(batch)})[0]
