@@ -7,8 +7,7 @@ similar-height bands of character strokes and returns each line as its own crop,
 trimmed to the text and padded with the plate's background to the 2:1 shape the
 recogniser expects. It is cheap (a Sobel and a few row statistics on the
 recogniser's own 64x128 input) and only proposes: :class:`alprd.vision.ocr.OnnxRecognizer`
-keeps the two-line reading only when the whole crop was not read confidently and
-both lines are read more confidently than it.
+keeps the two-line reading when both lines are read with confidence >= 0.5.
 """
 
 from __future__ import annotations
