@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,6 +38,8 @@ def main() -> int:
         rng = np.random.default_rng(0)
         crops = [render_plate(random_plate_text(rng), rng) for _ in range(64)]
     rec = OnnxRecognizer(args.model, threads=args.threads)
+    print(f"{args.model}: {rec.quantized or 'float32'}; onnxruntime {ort.__version__}, "
+          f"intra_op_num_threads={args.threads}, sequential, graph optimisation ORT_ENABLE_ALL")
     for c in crops[:20]:
         rec.read([c])
     times = []

@@ -150,6 +150,7 @@ class OnnxRecognizer:
             opts.intra_op_num_threads = max(1, int(threads))
             opts.inter_op_num_threads = 1
             opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # fuses the int8 QDQ pairs
             opts.log_severity_level = 3
             self._session = ort.InferenceSession(str(self.model_path), opts,
                                                  providers=["CPUExecutionProvider"])
@@ -161,6 +162,7 @@ class OnnxRecognizer:
         self.alphabet = meta.get("alphabet", ALPHABET)
         self.pad = meta.get("pad", PAD)
         self.head = meta.get("head", "slots")  # "slots" (fixed slots + pad) or "ctc" (blank last)
+        self.quantized = meta.get("quantized", "")  # how scripts/quantize_ocr.py made it; "" = float
         inp = self._session.get_inputs()[0]
         out = self._session.get_outputs()[0]
         shape = inp.shape
