@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import itertools
 import json
 import math
 import os
@@ -127,6 +128,59 @@ class ExportWrapper(nn.Module):
     def forward(self, image):
         o = self.net(image)
         return torch.cat([torch.sigmoid(o[:, :1]), torch.exp(o[:, 1:].clamp(max=6.0)) * 8.0], 1)
+
+
+def load_onnx_weights(model: PlateNet, path: str) -> None:
+    """Start from an exported plate_detector.onnx, whose convolutions have the batch norms folded in.
+
+    The ONNX convolutions come in execution order; each goes into the PlateNet conv
+    run at the same step, its bias into the following batch norm, whose statistics
+    become the identity (mean 0, variance 1). Train such a model with its batch norms
+    in eval mode (``freeze_bn``): their statistics describe nothing any more.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(path).graph
+    init = {t.name: numpy_helper.to_array(t).copy() for t in g.initializer}
+    onnx_convs = [(init[n.input[1]], init[n.input[2]] if len(n.input) > 2 else None)
+                  for n in g.node if n.op_type == "Conv"]
+    order: list[nn.Conv2d] = []
+    hooks = [m.register_forward_hook(lambda m, i, o: order.append(m)) for m in model.modules()
+             if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, 64, 64))
+    for h in hooks:
+        h.remove()
+    bn_after = {}
+    for mod in model.modules():
+        kids = list(mod.children())
+        for a, b in itertools.pairwise(kids):
+            if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
+                bn_after[a] = b
+    if len(order) != len(onnx_convs):
+        raise ValueError(f"{path}: {len(onnx_convs)} convolutions, PlateNet runs {len(order)}")
+    with torch.no_grad():
+        for conv, (w, b) in zip(order, onnx_convs, strict=True):
+            if tuple(conv.weight.shape) != w.shape:
+                raise ValueError(f"{path}: conv of shape {w.shape} where PlateNet has {tuple(conv.weight.shape)}")
+            conv.weight.copy_(torch.from_numpy(w))
+            bias = torch.from_numpy(b) if b is not None else torch.zeros(w.shape[0])
+            if conv in bn_after:
+                bn = bn_after[conv]
+                bn.weight.fill_(1.0)
+                bn.bias.copy_(bias)
+                bn.running_mean.zero_()
+                bn.running_var.fill_(1.0 - bn.eps)
+            else:
+                conv.bias.copy_(bias)
+
+
+def freeze_bn(model: nn.Module) -> None:
+    """Keep batch norms in eval mode while the rest trains (after ``load_onnx_weights``)."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
 
 
 # --------------------------------------------------------------------------- data
@@ -552,7 +606,7 @@ def main(argv=None) -> int:
     ap.add_argument("--input-size", type=int, default=640, help="default inference size stored in the ONNX file")
     ap.add_argument("--export-every", type=float, default=120.0, help="seconds between safety exports")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--init", default="", help="start from this state_dict (.pt), e.g. to fine-tune")
+    ap.add_argument("--init", default="", help="start from this state_dict (.pt) or exported .onnx, to fine-tune")
     ap.add_argument("--p-synth", type=float, default=0.2, help="share of synthetic 1080p demo-camera frames")
     ap.add_argument("--p-mosaic", type=float, default=0.3, help="share of 4-image mosaics")
     ap.add_argument("--p-paste", type=float, default=0.5, help="chance of pasting small synthetic plates")
@@ -591,7 +645,11 @@ def main(argv=None) -> int:
         ds.rng = np.random.default_rng(args.seed)
 
     model = PlateNet().to(device)
-    if args.init:
+    from_onnx = args.init.endswith(".onnx")
+    if from_onnx:
+        load_onnx_weights(model, args.init)
+        log(f"initialised from {args.init} (folded batch norms: kept in eval mode)", fh)
+    elif args.init:
         model.load_state_dict(torch.load(args.init, map_location="cpu"))
         log(f"initialised from {args.init}", fh)
     if device.type == "cuda":
@@ -634,6 +692,8 @@ def main(argv=None) -> int:
             heat, ignore = heat.to(device, non_blocking=True), ignore.to(device, non_blocking=True)
             reg, regw = reg.to(device, non_blocking=True), regw.to(device, non_blocking=True)
             model.train()
+            if from_onnx:
+                freeze_bn(model)
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                 raw = model(imgs)
             hm, box = losses(raw, heat, ignore, reg, regw)
