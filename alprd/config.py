@@ -67,14 +67,33 @@ class CameraConfig(Section):
 
 
 class VisionConfig(Section):
-    """The ONNX detector and OCR models and their thresholds."""
+    """The ONNX detector, verifier and OCR models and their thresholds.
+
+    With a verifier (the default) the detector proposes boxes at ``candidate_threshold``
+    and ``detect_threshold`` applies to the verifier's score; with ``verifier_model = ""``
+    the detector runs alone and ``detect_threshold`` applies to its own score.
+    """
 
     detector_model: Path = DEFAULT_MODELS_DIR / "plate_detector.onnx"
+    verifier_model: Path | None = DEFAULT_MODELS_DIR / "plate_verifier.onnx"
     ocr_model: Path = DEFAULT_MODELS_DIR / "plate_ocr.onnx"
     threads: int = Field(default=1, ge=1, le=64)
+    candidate_threshold: float = Field(default=0.1, gt=0, lt=1)
     detect_threshold: float = Field(default=0.4, gt=0, lt=1)
     ocr_min_confidence: float = Field(default=0.5, ge=0, le=1)
     min_plate_chars: int = Field(default=2, ge=1, le=10)
+
+    @field_validator("verifier_model", mode="before")
+    @classmethod
+    def _empty_means_none(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
+    def model_files(self) -> dict[str, Path]:
+        """The model files in use, by role (what status and diagnostics list)."""
+        files = {"detector": self.detector_model, "ocr": self.ocr_model}
+        if self.verifier_model is not None:
+            files["verifier"] = self.verifier_model
+        return files
 
 
 class PipelineConfig(Section):

@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from alprd import synth
 from alprd.vision.detector import OnnxDetector
+from alprd.vision.verifier import OnnxVerifier, VerifiedDetector
 
 SMALL_1080 = 40.0
 
@@ -180,6 +181,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-canvas", action="store_true", help="skip the 1080p-canvas and demo-camera sets")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default="", help="also write the results here")
+    ap.add_argument("--verifier", default="", help="score the detector + verifier cascade (plate_verifier.onnx)")
+    ap.add_argument("--candidate-threshold", type=float, default=0.05,
+                    help="with --verifier: the detector's own threshold for proposing boxes")
     args = ap.parse_args(argv)
 
     root = Path(args.data) / "plate-detect"
@@ -189,14 +193,17 @@ def main(argv=None) -> int:
         return 2
     thresholds = [args.threshold]
     if args.sweep:
-        thresholds = sorted(set(thresholds) | {0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6})
+        thresholds = sorted(set(thresholds) | {0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9})
     results = {}
     for size in args.input_size:
         det = OnnxDetector(args.model, threads=args.threads, score_threshold=min(thresholds),
                            input_size=size or None)
         key = f"input_{det.input_size}"
+        if args.verifier:
+            det.score_threshold = args.candidate_threshold
+            det = VerifiedDetector(det, OnnxVerifier(args.verifier, threads=args.threads), min(thresholds))
         res = {"native": run_native(det, data, thresholds)}
-        print(f"== {args.model} input_size={det.input_size} threshold={args.threshold} "
+        print(f"== {det!r} threshold={args.threshold} "
               f"({len(data)} images, splits {args.splits})")
         for t in thresholds:
             r = res["native"][t]
@@ -207,7 +214,10 @@ def main(argv=None) -> int:
                   f"{r['recall_rest']:.3f}{mark}")
         res["native"] = {str(k): v for k, v in res["native"].items()}
         if not args.no_canvas:
-            det.score_threshold = args.threshold
+            if args.verifier:
+                det.threshold = args.threshold
+            else:
+                det.score_threshold = args.threshold
             c = run_canvas(det, data, args.threshold)
             res["canvas1080"] = c
             print(f"  1080p canvas     t={args.threshold:.2f}: recall {c['recall']:.3f}  precision "

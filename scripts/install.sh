@@ -75,6 +75,7 @@ install -d -o root -g "$SERVICE_USER" -m 0750 "$CONF_DIR"
 if [[ ! -e $CONF_DIR/alprd.toml ]]; then
   sed -e "s|^state_dir = \"state\" |state_dir = \"$STATE_DIR\"|" \
       -e "s|^# detector_model = .*|detector_model = \"$PREFIX/models/plate_detector.onnx\"|" \
+      -e "s|^# verifier_model = .*|verifier_model = \"$PREFIX/models/plate_verifier.onnx\"|" \
       -e "s|^# ocr_model = .*|ocr_model = \"$PREFIX/models/plate_ocr.onnx\"|" \
       "$REPO/config/alprd.example.toml" > "$CONF_DIR/alprd.toml.new"
   mv "$CONF_DIR/alprd.toml.new" "$CONF_DIR/alprd.toml"

@@ -168,10 +168,12 @@ def test_mqtt_disabled_warns(tmp_path):
 
 def test_models_missing_fail(tmp_path):
     cfg = make_config(tmp_path, vision={"detector_model": str(tmp_path / "d.onnx"),
+                                        "verifier_model": str(tmp_path / "v.onnx"),
                                         "ocr_model": str(tmp_path / "o.onnx")})
     checks = run("models", cfg, FAST)
-    assert levels(checks) == {"detector": "FAIL", "ocr": "FAIL"}
+    assert levels(checks) == {"detector": "FAIL", "verifier": "FAIL", "ocr": "FAIL"}
     assert "vision.detector_model" in by_name(checks)["detector"].fix
+    assert "vision.verifier_model" in by_name(checks)["verifier"].fix
 
 
 def test_models_corrupt_file_fails_to_load(tmp_path):
@@ -188,7 +190,7 @@ def test_models_benchmark_on_this_device(tmp_path):
     cfg = make_config(tmp_path, camera={"width": 960, "height": 540, "fps": 1})
     checks = run("models", cfg, FAST)
     c = by_name(checks)
-    assert c["detector"].level == c["ocr"].level == "PASS"
+    assert c["detector"].level == c["verifier"].level == c["ocr"].level == "PASS"
     assert c["speed"].level == "PASS" and "ms/frame median" in c["speed"].value  # 1 fps is within reach
     assert c["accuracy"].value.startswith("read ")
 

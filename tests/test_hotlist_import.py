@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -128,6 +129,7 @@ def test_swap_under_concurrent_reads_never_shows_half_a_list(store, monkeypatch)
             own = {p[:3] for p in index.patterns if p != "SAME111"}
             if len(own) != 1 or len(index) != size + 1:
                 problems.append(f"index mixes lists: {own}, {len(index)} patterns")
+            time.sleep(0)  # let the writer have the GIL between looks
 
     def sql_reader():
         other = Store(store.path)  # another connection, as another process would have
@@ -136,6 +138,7 @@ def test_swap_under_concurrent_reads_never_shows_half_a_list(store, monkeypatch)
             counts = Counter(r["source"] for r in rows)
             if len(counts) != 1 or set(counts.values()) != {2 * size}:
                 problems.append(f"table mixes lists: {counts}")
+            time.sleep(0)
         other.close()
 
     readers = [threading.Thread(target=match_reader), threading.Thread(target=sql_reader)]

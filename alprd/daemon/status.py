@@ -174,7 +174,7 @@ class StatusReporter:
 def attach_status(daemon: Daemon) -> StatusReporter:
     """Add the storage and model figures, the status file and sd_notify to a daemon."""
     cfg = daemon.config
-    models = {"detector": model_info(cfg.vision.detector_model), "ocr": model_info(cfg.vision.ocr_model)}
+    models = {role: model_info(path) for role, path in cfg.vision.model_files().items()}
     daemon.status_providers["storage"] = lambda: {
         "disk": disk_status(cfg.store.state_dir, cfg.status), "backlog": backlog_status(daemon.store)}
     daemon.status_providers["models"] = lambda: models

@@ -24,12 +24,14 @@ def check(config: Config, options: DiagOptions) -> list[Check]:
     area = Area("models")
     v = config.vision
     present = True
-    for role, path in (("detector", v.detector_model), ("ocr", v.ocr_model)):
+    for role, path in v.model_files().items():
         info = model_info(path)
         if not info["present"]:
             present = False
-            area.fail(role, f"{path} missing", "the model file is not installed",
-                      f"copy {path.name} from the release's models/ folder, or set vision.{role}_model")
+            fix = f"copy {path.name} from the release's models/ folder, or set vision.{role}_model"
+            if role == "verifier":
+                fix += ' (= "" runs the detector alone)'
+            area.fail(role, f"{path} missing", "the model file is not installed", fix)
         else:
             area.ok(role, f"{path.name}, {info['size_kb']} kB, sha256 {info['sha256']}, {info['modified']}")
     if not present:

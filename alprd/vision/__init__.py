@@ -16,10 +16,17 @@ if TYPE_CHECKING:
 
 
 def load_reader(cfg: VisionConfig) -> PlateReader:
-    """The configured ONNX detector and recogniser, ready to read frames."""
+    """The configured ONNX detector (with its verifier, if any) and recogniser, ready to read frames."""
     from alprd.vision.detector import OnnxDetector
     from alprd.vision.ocr import OnnxRecognizer
 
-    detector = OnnxDetector(cfg.detector_model, threads=cfg.threads, score_threshold=cfg.detect_threshold)
+    if cfg.verifier_model is None:
+        detector = OnnxDetector(cfg.detector_model, threads=cfg.threads, score_threshold=cfg.detect_threshold)
+    else:
+        from alprd.vision.verifier import OnnxVerifier, VerifiedDetector
+
+        candidates = OnnxDetector(cfg.detector_model, threads=cfg.threads, score_threshold=cfg.candidate_threshold)
+        detector = VerifiedDetector(candidates, OnnxVerifier(cfg.verifier_model, threads=cfg.threads),
+                                    threshold=cfg.detect_threshold)
     recognizer = OnnxRecognizer(cfg.ocr_model, threads=cfg.threads, min_confidence=cfg.ocr_min_confidence)
     return PlateReader(detector, recognizer, min_chars=cfg.min_plate_chars)

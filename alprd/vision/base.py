@@ -8,13 +8,38 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 
 class ModelError(RuntimeError):
     """A model file is missing, corrupt or of the wrong shape; the message says which and how to fix it."""
+
+
+def open_session(path: Path, threads: int, what: str, fix: str) -> Any:
+    """An onnxruntime CPU session for ``path`` with the settings every alprd model runs under.
+
+    One thread pool of ``threads`` and sequential execution, so that each model uses
+    exactly the cores it is given; full graph optimisation (it fuses the int8 pairs).
+    A missing or unloadable file raises ModelError naming ``what`` it is and the ``fix``.
+    """
+    if not path.is_file():
+        raise ModelError(f"{what} {path} not found: {fix}")
+    try:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(1, int(threads))
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises several private exception types
+        raise ModelError(f"{what} {path} could not be loaded, it is corrupt or not an ONNX model "
+                         f"({type(exc).__name__}: {exc}): {fix}") from exc
 
 
 @dataclass(frozen=True)

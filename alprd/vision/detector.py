@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from alprd.vision.base import Detection, ModelError
+from alprd.vision.base import Detection, ModelError, open_session
 
 __all__ = ["DEFAULT_INPUT_SIZE", "OnnxDetector", "letterbox"]
 
@@ -90,22 +90,7 @@ class OnnxDetector:
 
     @staticmethod
     def _load(path: Path, threads: int):
-        try:
-            import onnxruntime as ort
-        except ImportError as err:  # pragma: no cover - a dependency of the package
-            raise ModelError(f"onnxruntime is not installed, so {path} cannot be run (pip install onnxruntime)") from err
-        if not path.is_file():
-            raise ModelError(f"detector model {path} not found: {_FIX}, or set vision.detector_model")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        try:
-            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises several private exception types
-            raise ModelError(f"detector model {path} is corrupt or not an ONNX model ({err}): {_FIX}") from err
+        session = open_session(path, threads, "detector model", f"{_FIX}, or set vision.detector_model")
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if (len(inputs) != 1 or len(inputs[0].shape) != 4 or len(outputs) != 1
                 or len(outputs[0].shape) != 4 or outputs[0].shape[1] not in (5, "5")):

@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from alprd.vision.base import ModelError, PlateText
+from alprd.vision.base import ModelError, PlateText, open_session
 from alprd.vision.lines import split_for_reader
 
 ALPHABET = string.ascii_uppercase + string.digits
@@ -141,23 +141,7 @@ class OnnxRecognizer:
         self.model_path = Path(model_path)
         self.split_two_line = split_two_line
         self.min_confidence = float(min_confidence)
-        if not self.model_path.is_file():
-            raise ModelError(f"OCR model {self.model_path} not found: {_FIX}")
-        try:
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = max(1, int(threads))
-            opts.inter_op_num_threads = 1
-            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # fuses the int8 QDQ pairs
-            opts.log_severity_level = 3
-            self._session = ort.InferenceSession(str(self.model_path), opts,
-                                                 providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises several types for a bad file
-            raise ModelError(f"OCR model {self.model_path} could not be loaded "
-                             f"({type(exc).__name__}: {exc}); it is corrupt or not an ONNX model: "
-                             f"{_FIX}") from exc
+        self._session = open_session(self.model_path, threads, "OCR model", _FIX)
         meta = self._session.get_modelmeta().custom_metadata_map
         self.alphabet = meta.get("alphabet", ALPHABET)
         self.pad = meta.get("pad", PAD)

@@ -1,0 +1,306 @@
+#!/usr/bin/env python3
+"""Train the plate verifier (models/plate_verifier.onnx), the detector's second stage.
+
+The shipped detector, run at a low threshold (``--candidate-threshold``), proposes
+boxes on images it was trained on; each box is labelled by its overlap with the
+true plates (IoU >= 0.5: plate; < 0.3: not a plate; in between: skipped). A small
+CNN learns to tell them apart from ``alprd.vision.verifier.context_crop`` (the box
+with its surroundings, 40x80), so it sees exactly the false boxes the detector
+makes and the true ones it finds, with their real localisation errors.
+
+Candidates are mined from (never valid/test):
+* plate-detect/train as it is, mirrored, and pasted into synthetic 1920x1080 street
+  frames (plates 3x smaller at the detector input, as in a 1080p camera frame);
+* synthetic demo-camera frames (``scripts/eval_detector.demo_frame``), so that what
+  ``alprd demo`` shows stays a plate.
+True plate boxes, jittered, are added as plates too. Training crops get random box
+jitter, flips, colour, blur, noise and JPEG.
+
+One tenth of the training images (sha1(file name) % 10 == 0) is held out to watch
+the verifier; valid/test are only for ``scripts/eval_detector.py --verifier``.
+CPU-friendly: mining takes about a minute, training a few minutes.
+
+    python scripts/train_verifier.py --out runs/verifier [--time-budget 900]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+from eval_detector import demo_frame, read_split
+from train_detector import log
+
+from alprd import synth
+from alprd.vision.detector import OnnxDetector
+from alprd.vision.verifier import CROP_H, CROP_W, context_crop
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) IoU of x1y1x2y2 boxes."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    ix = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    iy = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = ix.clip(0) * iy.clip(0)
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+def views(im: np.ndarray, gt: np.ndarray, rng: np.random.Generator):
+    """The image as it is, mirrored, and pasted into a synthetic 1080p street frame."""
+    yield im, gt
+    w = im.shape[1]
+    yield np.ascontiguousarray(im[:, ::-1]), np.stack([w - gt[:, 2], gt[:, 1], w - gt[:, 0], gt[:, 3]], 1)
+    frame = synth.street_scene(1920, 1080, rng)
+    h, w = im.shape[:2]
+    ox, oy = int(rng.integers(0, 1920 - w + 1)), int(rng.integers(0, 1080 - h + 1))
+    frame[oy:oy + h, ox:ox + w] = im
+    yield frame, gt + np.array([ox, oy, ox, oy], np.float32)
+
+
+def mine(det: OnnxDetector, scenes, images: list, samples: list) -> tuple[int, int]:
+    """Append (image index, box, label) for every candidate box and every true plate."""
+    pos = neg = 0
+    for im, gt in scenes:
+        k = len(images)
+        images.append(im)
+        cand = np.array([[d.x1, d.y1, d.x2, d.y2] for d in det.detect(im)], np.float32).reshape(-1, 4)
+        best = box_iou(cand, gt).max(axis=1) if len(gt) else np.zeros(len(cand))
+        for box, iou in zip(cand, best, strict=True):
+            if iou >= 0.5 or iou < 0.3:
+                samples.append((k, box, float(iou >= 0.5)))
+                pos, neg = pos + (iou >= 0.5), neg + (iou < 0.3)
+        for box in gt:
+            if box[2] - box[0] >= 4:
+                samples.append((k, box, 1.0))
+                pos += 1
+    return pos, neg
+
+
+def jitter(box: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
+    w, h = box[2] - box[0], box[3] - box[1]
+    cx, cy = (box[0] + box[2]) / 2 + rng.normal(0, amount) * w, (box[1] + box[3]) / 2 + rng.normal(0, amount) * h
+    w, h = w * np.exp(rng.normal(0, amount)), h * np.exp(rng.normal(0, amount))
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float32)
+
+
+def photometric(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    img = crop.astype(np.float32)
+    img = img * rng.uniform(0.6, 1.4, size=3) + rng.uniform(-40, 40)
+    if rng.random() < 0.2:
+        img = img.mean(axis=2, keepdims=True).repeat(3, axis=2)
+    if rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.5))
+    if rng.random() < 0.3:
+        img = img + rng.normal(0, rng.uniform(2, 12), img.shape)
+    img = img.clip(0, 255).astype(np.uint8)
+    if rng.random() < 0.3:
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else img
+    return img
+
+
+class Crops(torch.utils.data.Dataset):
+    """Sample i -> (3x40x80 float crop, label); with ``augment``, box jitter, mirror and photometric noise."""
+
+    def __init__(self, images: list, samples: list, augment: bool, seed: int = 0) -> None:
+        self.images, self.samples, self.augment = images, samples, augment
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        k, box, label = self.samples[i]
+        c = context_crop(self.images[k], jitter(box, self.rng, 0.06) if self.augment else box)
+        if self.augment:
+            c = photometric(c[:, ::-1] if self.rng.random() < 0.5 else c, self.rng)
+        return torch.from_numpy(c.transpose(2, 0, 1).astype(np.float32) / 255.0), torch.tensor(label)
+
+
+def _seed_worker(worker_id: int) -> None:
+    info = torch.utils.data.get_worker_info()
+    info.dataset.rng = np.random.default_rng(info.seed % 2**32)
+
+
+def cbr(i: int, o: int, s: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(i, o, 3, s, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
+
+
+class Verifier(nn.Module):
+    """40x80 crop -> plate logit: 4 conv stages (16/32/48/64), global average and max pooling, linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(cbr(3, 16, 2), cbr(16, 24), nn.MaxPool2d(2), cbr(24, 48), nn.MaxPool2d(2),
+                                      cbr(48, 64))
+        self.fc = nn.Linear(128, 1)
+
+    def forward(self, x):
+        f = self.features(x)
+        return self.fc(torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], 1))
+
+
+class WithSigmoid(nn.Module):
+    def __init__(self, m: nn.Module) -> None:
+        super().__init__()
+        self.m = m
+
+    def forward(self, image):
+        return torch.sigmoid(self.m(image))
+
+
+def export_onnx(model: nn.Module, path: Path, meta: dict) -> None:
+    import onnx
+
+    kw = {"input_names": ["image"], "output_names": ["plate"], "opset_version": 17,
+          "dynamic_axes": {"image": {0: "batch"}, "plate": {0: "batch"}}}
+    x = torch.zeros(1, 3, CROP_H, CROP_W)
+    torch.onnx.export(WithSigmoid(model).eval(), (x,), str(path), dynamo=False, **kw)
+    m = onnx.load(str(path))
+    for k, v in meta.items():
+        m.metadata_props.add(key=k, value=str(v))
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+
+
+@torch.no_grad()
+def predict(model, dataset) -> np.ndarray:
+    model.eval()
+    loader = torch.utils.data.DataLoader(dataset, batch_size=256)
+    out = [torch.sigmoid(model(x))[:, 0].numpy() for x, _ in loader]
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def held_out_report(detector: str, verifier: Path, data: list, candidate_thresholds=(0.05, 0.1, 0.2),
+                    thresholds=(0.3, 0.5, 0.7, 0.9)) -> dict:
+    """Recall and precision of the cascade (IoU >= 0.5) on the held-out training images, per threshold pair."""
+    from eval_detector import match
+
+    from alprd.vision.verifier import OnnxVerifier, VerifiedDetector
+
+    ver = OnnxVerifier(verifier)
+    report = {}
+    for ct in candidate_thresholds:
+        cascade = VerifiedDetector(OnnxDetector(detector, score_threshold=ct), ver, min(thresholds))
+        found = {t: [0, 0, 0] for t in thresholds}  # plates found, true boxes, false boxes
+        plates = 0
+        for im, gt in data:
+            dets = cascade.detect(im)
+            plates += len(gt)
+            for t in thresholds:
+                b = np.array([[d.x1, d.y1, d.x2, d.y2] for d in dets if d.score >= t], np.float32).reshape(-1, 4)
+                hit, tp = match(b, gt)
+                found[t] = [found[t][0] + int(hit.sum()), found[t][1] + int(tp.sum()), found[t][2] + int((~tp).sum())]
+        for t, (hit, tp, fp) in found.items():
+            report[f"candidates {ct} / verifier {t}"] = {"recall": hit / max(plates, 1),
+                                                         "precision": tp / max(tp + fp, 1)}
+    return report
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"))
+    ap.add_argument("--detector", default=str(ROOT / "models" / "plate_detector.onnx"))
+    ap.add_argument("--candidate-threshold", type=float, default=0.05)
+    ap.add_argument("--demo-frames", type=int, default=300)
+    ap.add_argument("--out", default="runs/verifier")
+    ap.add_argument("--time-budget", type=float, default=900, help="seconds of training (after mining)")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=1, help="DataLoader processes cutting the crops")
+    args = ap.parse_args()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fh = open(out / "train_log.txt", "a")  # noqa: SIM115 - kept open for the whole run
+    log(f"args: {vars(args)}", fh)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    rng = np.random.default_rng(args.seed)
+    det = OnnxDetector(args.detector, score_threshold=args.candidate_threshold)
+
+    root = Path(args.data) / "plate-detect"
+    files = sorted((root / "train" / "images").glob("*.jpg"))
+    data = read_split(root, "train")
+    held = [int(hashlib.sha1(f.name.encode()).hexdigest(), 16) % 10 == 0 for f in files]
+    images: list[np.ndarray] = []
+    train: list = []
+    val: list = []
+    t0 = time.time()
+    for (im, gt), is_val in zip(data, held, strict=True):
+        mine(det, views(im, gt, rng), images, val if is_val else train)
+    for _ in range(args.demo_frames):
+        mine(det, [demo_frame(rng, 25, 200)], images, train)
+    samples = train + val
+    labels = np.array([s[2] for s in samples])
+    n_tr = len(train)
+    log(f"mined in {time.time() - t0:.0f} s: {len(images)} scenes; train {n_tr} boxes "
+        f"({int(labels[:n_tr].sum())} plates), held out {len(val)} ({int(labels[n_tr:].sum())} plates)", fh)
+
+    model = Verifier()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    # each epoch: every non-plate once, every plate repeated to a quarter of the epoch
+    pos_idx, neg_idx = np.flatnonzero(labels[:n_tr] == 1), np.flatnonzero(labels[:n_tr] == 0)
+    reps = max(1, round(len(neg_idx) / 3 / len(pos_idx)))
+    epoch_set = torch.utils.data.Subset(Crops(images, samples, True, args.seed),
+                                        np.concatenate([neg_idx, np.tile(pos_idx, reps)]).tolist())
+    loader = torch.utils.data.DataLoader(epoch_set, batch_size=args.batch, shuffle=True, drop_last=True,
+                                         num_workers=args.workers, worker_init_fn=_seed_worker,
+                                         persistent_workers=args.workers > 0)
+    held_out = torch.utils.data.Subset(Crops(images, samples, False), list(range(n_tr, len(samples))))
+    y_val = labels[n_tr:]
+    t_start, epoch, final, done = time.time(), 0, None, False
+    while not done:
+        model.train()
+        total = n = 0
+        for x, y in loader:
+            frac = (time.time() - t_start) / args.time_budget
+            if frac >= 1:
+                done = True
+                break
+            for g in opt.param_groups:
+                g["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * frac))
+            loss = nn.functional.binary_cross_entropy_with_logits(model(x)[:, 0], y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total, n = total + loss.item() * len(y), n + len(y)
+        epoch += 1
+        p = predict(model, held_out)
+        rec = {t: (float((p[y_val == 1] >= t).mean()), float((p[y_val == 0] >= t).mean())) for t in (0.5, 0.7, 0.9)}
+        log(f"epoch {epoch} ({n} crops, {time.time() - t_start:.0f} s): loss {total / max(n, 1):.4f}; held-out "
+            "plates kept / non-plates kept: " + ", ".join(f"@{t} {a:.3f}/{b:.4f}" for t, (a, b) in rec.items()), fh)
+        final = {"epochs": epoch, "held_out": {str(t): {"plates_kept": a, "non_plates_kept": b}
+                                               for t, (a, b) in rec.items()}}
+    onnx_path = out / "plate_verifier.onnx"
+    torch.save(model.state_dict(), out / "plate_verifier.pt")
+    export_onnx(model, onnx_path, {"trained_by": "scripts/train_verifier.py", "input": f"3x{CROP_H}x{CROP_W} BGR 0..1",
+                                   "candidate_threshold": args.candidate_threshold, "epochs": epoch,
+                                   "mined_boxes": len(samples)})
+    log(f"wrote {onnx_path}", fh)
+    report = held_out_report(args.detector, onnx_path, [x for x, h in zip(data, held, strict=True) if h])
+    for k, v in report.items():
+        log(f"held-out images, {k}: recall {v['recall']:.3f} precision {v['precision']:.3f}", fh)
+    (out / "metrics.json").write_text(json.dumps({"samples": len(samples), **(final or {}), "cascade": report},
+                                                 indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The detector's second stage: context crops, the shipped verifier model, the cascade, the config switch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alprd import synth
+from alprd.config import VisionConfig
+from alprd.vision import load_reader
+from alprd.vision.base import Detection, ModelError, PlateDetector
+from alprd.vision.detector import OnnxDetector
+from alprd.vision.verifier import (
+    CROP_H,
+    CROP_W,
+    PAD_VALUE,
+    OnnxVerifier,
+    VerifiedDetector,
+    context_crop,
+)
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+VERIFIER = MODELS / "plate_verifier.onnx"
+
+
+@pytest.fixture(scope="module")
+def verifier() -> OnnxVerifier:
+    return OnnxVerifier(VERIFIER)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    """A 1920x1080 demo-camera frame with one car and a 120 px plate, and the plate's box."""
+    rng = np.random.default_rng(99)
+    frame = synth.street_scene(1920, 1080, rng)
+    box = synth.paste_plate_on_car(frame, synth.render_plate("4KXP271", rng), (900, 800), 120, rng)
+    return frame, tuple(float(v) for v in box)
+
+
+def test_context_crop_centres_the_box_with_surroundings():
+    image = np.zeros((200, 300, 3), np.uint8)
+    image[80:120, 100:180] = 255  # an 80x40 white "plate"
+    crop = context_crop(image, (100, 80, 180, 120))
+    assert crop.shape == (CROP_H, CROP_W, 3) and crop.dtype == np.uint8
+    assert crop[CROP_H // 2, CROP_W // 2].min() == 255  # the box is in the middle
+    assert crop[0, 0].max() == 0 and crop[-1, -1].max() == 0  # with dark surroundings around it
+    white = (crop[:, :, 0] > 127).mean()
+    assert 0.2 < white < 0.6  # box 80x40 in a 120x80 region: a third of the crop
+
+
+def test_context_crop_pads_outside_the_image_with_grey():
+    image = np.full((100, 100, 3), 255, np.uint8)
+    crop = context_crop(image, (-60, -30, -20, -10))  # wholly outside
+    assert (crop == PAD_VALUE).all()
+    crop = context_crop(image, (80, 40, 120, 60))  # half outside on the right
+    assert crop[CROP_H // 2, 5].min() == 255 and (crop[CROP_H // 2, -5] == PAD_VALUE).all()
+
+
+def test_shipped_verifier_tells_a_plate_from_background(verifier, scene):
+    frame, box = scene
+    w, h = box[2] - box[0], box[3] - box[1]
+    sky = (300.0, 60.0, 300 + w, 60 + h)
+    road_far_from_car = (1600.0, 1000.0, 1600 + w, 1000 + h)
+    plate, *others = verifier.score(frame, [box, sky, road_far_from_car])
+    assert plate >= 0.5
+    assert max(others) < 0.5
+    assert verifier.score(frame, []).shape == (0,)
+
+
+def test_cascade_keeps_the_plate_and_drops_candidates(verifier, scene):
+    frame, box = scene
+    candidates = OnnxDetector(MODELS / "plate_detector.onnx", score_threshold=0.05)
+    cascade: PlateDetector = VerifiedDetector(candidates, verifier, threshold=0.5)
+    proposed = candidates.detect(frame)
+    kept = cascade.detect(frame)
+    assert kept and all(isinstance(d, Detection) and 0.5 <= d.score <= 1.0 for d in kept)
+    by_box = {(d.x1, d.y1): d.score for d in proposed}
+    for d in kept:  # geometric mean of the detector's score and the verifier's
+        p = verifier.score(frame, [(d.x1, d.y1, d.x2, d.y2)])[0]
+        assert d.score == pytest.approx(np.sqrt(by_box[(d.x1, d.y1)] * p), rel=1e-5)
+    assert kept == sorted(kept, key=lambda d: -d.score)
+    assert len(kept) < len(proposed)  # at 0.05 the detector proposes clutter; the verifier drops it
+    best = kept[0]
+    assert abs((best.x1 + best.x2) / 2 - (box[0] + box[2]) / 2) < 10
+    assert cascade.detect(np.full((480, 640, 3), 128, np.uint8)) == []
+    with pytest.raises(ValueError):
+        VerifiedDetector(candidates, verifier, threshold=1.5)
+
+
+def test_bad_verifier_files_raise_model_error(tmp_path):
+    missing = tmp_path / "nope.onnx"
+    with pytest.raises(ModelError) as err:
+        OnnxVerifier(missing)
+    assert str(missing) in str(err.value) and "train_verifier.py" in str(err.value)
+    corrupt = tmp_path / "plate_verifier.onnx"
+    corrupt.write_bytes(VERIFIER.read_bytes()[:3000])
+    with pytest.raises(ModelError, match="could not be loaded"):
+        OnnxVerifier(corrupt)
+    with pytest.raises(ModelError, match="expected"):
+        OnnxVerifier(MODELS / "plate_ocr.onnx")  # a real model, but not a verifier
+
+
+def test_config_switches_the_verifier_on_and_off(tmp_path):
+    on = load_reader(VisionConfig())
+    assert isinstance(on.detector, VerifiedDetector)
+    assert VisionConfig().model_files()["verifier"] == VERIFIER
+    off_cfg = VisionConfig(verifier_model="")
+    assert off_cfg.verifier_model is None and "verifier" not in off_cfg.model_files()
+    assert isinstance(load_reader(off_cfg).detector, OnnxDetector)
+    with pytest.raises(ModelError):
+        load_reader(VisionConfig(verifier_model=str(tmp_path / "gone.onnx")))
