@@ -39,6 +39,7 @@ def test_values_are_typed(tmp_path):
         ("[policy]\nretention_days = 0\n", ["policy.retention_days", "0", "greater than or equal to 1"]),
         ('[camera]\nsource = "webcam"\n', ["camera.source", "'webcam'", "synthetic"]),
         ('[gps]\nmode = "fixed"\n', ["gps.latitude"]),
+        ("[vision]\ndetector_input = 700\n", ["vision.detector_input", "700", "multiple of 32"]),
         ("[camera\n", ["not valid TOML"]),
     ],
 )

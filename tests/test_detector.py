@@ -143,3 +143,20 @@ def test_wrong_model_raises_model_error(tmp_path):
     with pytest.raises(ModelError) as err:
         OnnxDetector(path)
     assert "wrong inputs/outputs" in str(err.value)
+
+
+def test_a_larger_input_size_is_used_only_as_far_as_the_image_has_pixels(scene):
+    big = OnnxDetector(MODEL, input_size=768)  # what vision.detector_input asks for by default
+    frame, box = scene
+
+    def net_input(h: int, w: int) -> tuple[int, int]:
+        return big.preprocess(np.zeros((h, w, 3), np.uint8))[0].shape[2:]
+
+    assert net_input(1080, 1920) == (448, 768)  # a camera frame is scaled down to 768
+    assert net_input(640, 640) == (640, 640)  # a photo of the model's own size is not enlarged
+    assert net_input(500, 700) == (512, 704)  # 700 px wide: its own pixels, padded to 32
+    assert net_input(100, 300) == (224, 640)  # a small image still goes up to the model's 640
+    dets = big.detect(frame)
+    assert best_iou(dets, box) >= 0.6
+    h, w = frame.shape[:2]
+    assert all(0 <= d.x1 < d.x2 <= w and 0 <= d.y1 < d.y2 <= h for d in dets)

@@ -109,5 +109,7 @@ def test_config_switches_the_verifier_on_and_off(tmp_path):
     off_cfg = VisionConfig(verifier_model="")
     assert off_cfg.verifier_model is None and "verifier" not in off_cfg.model_files()
     assert isinstance(load_reader(off_cfg).detector, OnnxDetector)
+    assert on.detector.candidates.input_size == 768  # vision.detector_input
+    assert load_reader(VisionConfig(verifier_model="", detector_input=0)).detector.input_size == 640  # the model's
     with pytest.raises(ModelError):
         load_reader(VisionConfig(verifier_model=str(tmp_path / "gone.onnx")))
