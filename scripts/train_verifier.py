@@ -20,7 +20,10 @@ One tenth of the training images (sha1(file name) % 10 == 0) is held out to watc
 the verifier; valid/test are only for ``scripts/eval_detector.py --verifier``.
 CPU-friendly: mining takes about a minute, training a few minutes.
 
-    python scripts/train_verifier.py --out runs/verifier [--time-budget 900]
+    python scripts/train_verifier.py --out runs/verifier [--time-budget 900] [--input-size 768]
+
+The detector runs at ``--input-size`` (default: the daemon's ``vision.detector_input``),
+so the verifier learns the candidates it will be shown.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from eval_detector import demo_frame, read_split
 from train_detector import log
 
 from alprd import synth
+from alprd.config import VisionConfig
 from alprd.vision.detector import OnnxDetector
 from alprd.vision.verifier import CROP_H, CROP_W, context_crop
 
@@ -185,8 +189,8 @@ def predict(model, dataset) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def held_out_report(detector: str, verifier: Path, data: list, candidate_thresholds=(0.05, 0.1, 0.2),
-                    thresholds=(0.3, 0.5, 0.7, 0.9)) -> dict:
+def held_out_report(detector: str, verifier: Path, data: list, input_size: int | None,
+                    candidate_thresholds=(0.05, 0.1, 0.2), thresholds=(0.3, 0.4, 0.5, 0.6, 0.7)) -> dict:
     """Recall and precision of the cascade (IoU >= 0.5) on the held-out training images, per threshold pair."""
     from eval_detector import match
 
@@ -195,7 +199,7 @@ def held_out_report(detector: str, verifier: Path, data: list, candidate_thresho
     ver = OnnxVerifier(verifier)
     report = {}
     for ct in candidate_thresholds:
-        cascade = VerifiedDetector(OnnxDetector(detector, score_threshold=ct), ver, min(thresholds))
+        cascade = VerifiedDetector(OnnxDetector(detector, score_threshold=ct, input_size=input_size), ver, min(thresholds))
         found = {t: [0, 0, 0] for t in thresholds}  # plates found, true boxes, false boxes
         plates = 0
         for im, gt in data:
@@ -216,6 +220,8 @@ def main() -> int:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"))
     ap.add_argument("--detector", default=str(ROOT / "models" / "plate_detector.onnx"))
     ap.add_argument("--candidate-threshold", type=float, default=0.05)
+    ap.add_argument("--input-size", type=int, default=VisionConfig().detector_input,
+                    help="detector input, as vision.detector_input (0: the model's own)")
     ap.add_argument("--demo-frames", type=int, default=300)
     ap.add_argument("--out", default="runs/verifier")
     ap.add_argument("--time-budget", type=float, default=900, help="seconds of training (after mining)")
@@ -233,7 +239,7 @@ def main() -> int:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     rng = np.random.default_rng(args.seed)
-    det = OnnxDetector(args.detector, score_threshold=args.candidate_threshold)
+    det = OnnxDetector(args.detector, score_threshold=args.candidate_threshold, input_size=args.input_size or None)
 
     root = Path(args.data) / "plate-detect"
     files = sorted((root / "train" / "images").glob("*.jpg"))
@@ -294,7 +300,8 @@ def main() -> int:
                                    "candidate_threshold": args.candidate_threshold, "epochs": epoch,
                                    "mined_boxes": len(samples)})
     log(f"wrote {onnx_path}", fh)
-    report = held_out_report(args.detector, onnx_path, [x for x, h in zip(data, held, strict=True) if h])
+    report = held_out_report(args.detector, onnx_path, [x for x, h in zip(data, held, strict=True) if h],
+                             args.input_size or None)
     for k, v in report.items():
         log(f"held-out images, {k}: recall {v['recall']:.3f} precision {v['precision']:.3f}", fh)
     (out / "metrics.json").write_text(json.dumps({"samples": len(samples), **(final or {}), "cascade": report},
