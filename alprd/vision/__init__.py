@@ -20,16 +20,13 @@ def load_reader(cfg: VisionConfig) -> PlateReader:
     from alprd.vision.detector import OnnxDetector
     from alprd.vision.ocr import OnnxRecognizer
 
-    size = cfg.detector_input or None
-    if cfg.verifier_model is None:
-        detector = OnnxDetector(cfg.detector_model, threads=cfg.threads, score_threshold=cfg.detect_threshold,
-                                input_size=size)
-    else:
+    alone = cfg.verifier_model is None
+    detector = OnnxDetector(cfg.detector_model, threads=cfg.threads, input_size=cfg.detector_input or None,
+                            score_threshold=cfg.detect_threshold if alone else cfg.candidate_threshold)
+    if not alone:
         from alprd.vision.verifier import OnnxVerifier, VerifiedDetector
 
-        candidates = OnnxDetector(cfg.detector_model, threads=cfg.threads, score_threshold=cfg.candidate_threshold,
-                                  input_size=size)
-        detector = VerifiedDetector(candidates, OnnxVerifier(cfg.verifier_model, threads=cfg.threads),
+        detector = VerifiedDetector(detector, OnnxVerifier(cfg.verifier_model, threads=cfg.threads),
                                     threshold=cfg.detect_threshold)
     recognizer = OnnxRecognizer(cfg.ocr_model, threads=cfg.threads, min_confidence=cfg.ocr_min_confidence)
     return PlateReader(detector, recognizer, min_chars=cfg.min_plate_chars)
