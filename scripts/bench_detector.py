@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from alprd import synth
-from alprd.vision.detector import OnnxDetector
-from alprd.vision.verifier import OnnxVerifier, VerifiedDetector
+from alprd.config import VisionConfig
+from alprd.vision import load_detector
 
 
 def synthetic_frames(n: int = 8) -> list[np.ndarray]:
@@ -83,11 +83,9 @@ def main(argv=None) -> int:
     cv2.setNumThreads(1)  # preprocessing on the same single core
     import onnxruntime as ort
 
-    net = OnnxDetector(args.model, threads=args.threads, input_size=args.input_size or None)
-    det = net
-    if args.verifier:
-        net.score_threshold = args.candidate_threshold
-        det = VerifiedDetector(net, OnnxVerifier(args.verifier, threads=args.threads))
+    det = load_detector(VisionConfig(detector_model=args.model, verifier_model=args.verifier, threads=args.threads,
+                                     detector_input=args.input_size, candidate_threshold=args.candidate_threshold))
+    net = det.candidates if args.verifier else det
     frames = real_frames(Path(args.data)) if args.scenes == "real" else synthetic_frames()
     blob, _ = net.preprocess(frames[0])
     for i in range(args.warmup):

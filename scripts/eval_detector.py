@@ -37,8 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from alprd import synth
-from alprd.vision.detector import OnnxDetector
-from alprd.vision.verifier import OnnxVerifier, VerifiedDetector
+from alprd.config import VisionConfig
+from alprd.vision import load_detector
+from alprd.vision.base import PlateDetector
 
 SMALL_1080 = 40.0
 
@@ -109,7 +110,7 @@ class Tally:
         return out
 
 
-def run_native(det: OnnxDetector, data, thresholds) -> dict:
+def run_native(det: PlateDetector, data, thresholds) -> dict:
     bins = {"small": (0, SMALL_1080 / 3), "rest": (SMALL_1080 / 3, 1e9)}
     tallies = {t: Tally(bins) for t in thresholds}
     for im, gt in data:
@@ -120,7 +121,7 @@ def run_native(det: OnnxDetector, data, thresholds) -> dict:
     return {t: tallies[t].summary() for t in thresholds}
 
 
-def run_canvas(det: OnnxDetector, data, threshold: float, seed: int = 7) -> dict:
+def run_canvas(det: PlateDetector, data, threshold: float, seed: int = 7) -> dict:
     rng = np.random.default_rng(seed)
     bins = {"lt40": (0, 40), "40to80": (40, 80), "ge80": (80, 1e9)}
     tally = Tally(bins)
@@ -157,7 +158,7 @@ def demo_frame(rng: np.random.Generator, min_w: int = 60, max_w: int = 200):
     return frame, np.array(boxes, np.float32).reshape(-1, 4)
 
 
-def run_demo(det: OnnxDetector, threshold: float, frames: int, seed: int = 11) -> dict:
+def run_demo(det: PlateDetector, threshold: float, frames: int, seed: int = 11) -> dict:
     rng = np.random.default_rng(seed)
     tally = Tally({"60to100": (60, 100), "100to200": (100, 1e9)})
     for _ in range(frames):
@@ -182,7 +183,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default="", help="also write the results here")
     ap.add_argument("--verifier", default="", help="score the detector + verifier cascade (plate_verifier.onnx)")
-    ap.add_argument("--candidate-threshold", type=float, default=0.05,
+    ap.add_argument("--candidate-threshold", type=float, default=0.1,
                     help="with --verifier: the detector's own threshold for proposing boxes")
     args = ap.parse_args(argv)
 
@@ -196,12 +197,13 @@ def main(argv=None) -> int:
         thresholds = sorted(set(thresholds) | {0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9})
     results = {}
     for size in args.input_size:
-        det = OnnxDetector(args.model, threads=args.threads, score_threshold=min(thresholds),
-                           input_size=size or None)
-        key = f"input_{det.input_size}"
-        if args.verifier:
-            det.score_threshold = args.candidate_threshold
-            det = VerifiedDetector(det, OnnxVerifier(args.verifier, threads=args.threads), min(thresholds))
+        def detector(threshold: float, size: int = size) -> PlateDetector:
+            return load_detector(VisionConfig(
+                detector_model=args.model, verifier_model=args.verifier, threads=args.threads, detector_input=size,
+                candidate_threshold=args.candidate_threshold, detect_threshold=threshold))
+
+        det = detector(min(thresholds))
+        key = f"input_{(det.candidates if args.verifier else det).input_size}"
         res = {"native": run_native(det, data, thresholds)}
         print(f"== {det!r} threshold={args.threshold} "
               f"({len(data)} images, splits {args.splits})")
@@ -214,10 +216,7 @@ def main(argv=None) -> int:
                   f"{r['recall_rest']:.3f}{mark}")
         res["native"] = {str(k): v for k, v in res["native"].items()}
         if not args.no_canvas:
-            if args.verifier:
-                det.threshold = args.threshold
-            else:
-                det.score_threshold = args.threshold
+            det = detector(args.threshold)
             c = run_canvas(det, data, args.threshold)
             res["canvas1080"] = c
             print(f"  1080p canvas     t={args.threshold:.2f}: recall {c['recall']:.3f}  precision "

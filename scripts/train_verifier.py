@@ -48,6 +48,7 @@ from train_detector import log
 
 from alprd import synth
 from alprd.config import VisionConfig
+from alprd.vision import load_detector
 from alprd.vision.detector import OnnxDetector
 from alprd.vision.verifier import CROP_H, CROP_W, context_crop
 
@@ -189,17 +190,15 @@ def predict(model, dataset) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def held_out_report(detector: str, verifier: Path, data: list, input_size: int | None,
+def held_out_report(detector: str, verifier: Path, data: list, input_size: int,
                     candidate_thresholds=(0.05, 0.1, 0.2), thresholds=(0.3, 0.4, 0.5, 0.6, 0.7)) -> dict:
     """Recall and precision of the cascade (IoU >= 0.5) on the held-out training images, per threshold pair."""
     from eval_detector import match
 
-    from alprd.vision.verifier import OnnxVerifier, VerifiedDetector
-
-    ver = OnnxVerifier(verifier)
     report = {}
     for ct in candidate_thresholds:
-        cascade = VerifiedDetector(OnnxDetector(detector, score_threshold=ct, input_size=input_size), ver, min(thresholds))
+        cascade = load_detector(VisionConfig(detector_model=detector, verifier_model=verifier, detector_input=input_size,
+                                             candidate_threshold=ct, detect_threshold=min(thresholds)))
         found = {t: [0, 0, 0] for t in thresholds}  # plates found, true boxes, false boxes
         plates = 0
         for im, gt in data:
@@ -301,7 +300,7 @@ def main() -> int:
                                    "mined_boxes": len(samples)})
     log(f"wrote {onnx_path}", fh)
     report = held_out_report(args.detector, onnx_path, [x for x, h in zip(data, held, strict=True) if h],
-                             args.input_size or None)
+                             args.input_size)
     for k, v in report.items():
         log(f"held-out images, {k}: recall {v['recall']:.3f} precision {v['precision']:.3f}", fh)
     (out / "metrics.json").write_text(json.dumps({"samples": len(samples), **(final or {}), "cascade": report},

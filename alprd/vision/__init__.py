@@ -13,12 +13,12 @@ from alprd.vision.reader import PlateReader
 
 if TYPE_CHECKING:
     from alprd.config import VisionConfig
+    from alprd.vision.base import PlateDetector
 
 
-def load_reader(cfg: VisionConfig) -> PlateReader:
-    """The configured ONNX detector (with its verifier, if any) and recogniser, ready to read frames."""
+def load_detector(cfg: VisionConfig) -> PlateDetector:
+    """The configured ONNX detector, with its verifier if one is set (what the daemon and the benchmarks run)."""
     from alprd.vision.detector import OnnxDetector
-    from alprd.vision.ocr import OnnxRecognizer
 
     alone = cfg.verifier_model is None
     detector = OnnxDetector(cfg.detector_model, threads=cfg.threads, input_size=cfg.detector_input or None,
@@ -28,5 +28,12 @@ def load_reader(cfg: VisionConfig) -> PlateReader:
 
         detector = VerifiedDetector(detector, OnnxVerifier(cfg.verifier_model, threads=cfg.threads),
                                     threshold=cfg.detect_threshold)
+    return detector
+
+
+def load_reader(cfg: VisionConfig) -> PlateReader:
+    """The configured detector and recogniser, ready to read frames."""
+    from alprd.vision.ocr import OnnxRecognizer
+
     recognizer = OnnxRecognizer(cfg.ocr_model, threads=cfg.threads, min_confidence=cfg.ocr_min_confidence)
-    return PlateReader(detector, recognizer, min_chars=cfg.min_plate_chars)
+    return PlateReader(load_detector(cfg), recognizer, min_chars=cfg.min_plate_chars)
