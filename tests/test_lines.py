@@ -93,3 +93,23 @@ def test_line_splitting_changes_nothing_on_one_line_plates(rec):
     plates = [render_plate(random_plate_text(rng), rng, height=int(rng.integers(30, 90))) for _ in range(24)]
     whole_only = OnnxRecognizer(MODEL, threads=1, split_two_line=False)
     assert [r.text for r in rec.read(plates)] == [r.text for r in whole_only.read(plates)]
+
+
+# An 8x12 detector box from a plate-detect training photo: the splitter found two
+# "lines" in it, each under 4 px high, and reading it raised instead of answering.
+_SPECK = np.array([
+    [222, 222, 222, 223, 223, 223, 223, 223, 223, 223, 223, 223],
+    [220, 220, 220, 221, 221, 223, 223, 223, 223, 223, 223, 223],
+    [223, 217, 227, 208, 225, 219, 235, 206, 220, 225, 207, 225],
+    [220, 210, 219, 212, 222, 6, 194, 239, 214, 223, 223, 228],
+    [216, 226, 222, 217, 221, 229, 238, 211, 219, 228, 209, 216],
+    [200, 215, 221, 222, 211, 206, 207, 216, 238, 218, 197, 223],
+    [234, 211, 211, 202, 228, 220, 240, 212, 200, 229, 230, 217],
+    [3, 233, 224, 213, 201, 207, 209, 212, 221, 223, 209, 203]], np.uint8)
+
+
+def test_a_crop_too_small_to_split_is_read_whole(rec):
+    speck = cv2.cvtColor(_SPECK, cv2.COLOR_GRAY2BGR)
+    (got,) = rec.read([speck])
+    (whole,) = OnnxRecognizer(MODEL, threads=1, split_two_line=False).read([speck])
+    assert got == whole

@@ -179,9 +179,13 @@ class OnnxRecognizer:
             batch.append(_to_input(small))
             where.append(i)
             lines = split_for_reader(crop, small) if self.split_two_line and self.head == "ctc" else None
-            if lines is not None:
+            try:
+                line_inputs = [preprocess(line, self.height, self.width) for line in lines or ()]
+            except (ValueError, cv2.error):  # a line too thin to read: read the crop whole
+                line_inputs = []
+            if line_inputs:
                 two_line.add(i)
-                batch += [preprocess(line, self.height, self.width) for line in lines]
+                batch += line_inputs
         if not batch:
             return results
         probs = self._session.run([self._output], {self._input: np.stack(batch)})[0]
