@@ -70,7 +70,8 @@ class VisionConfig(Section):
     """The ONNX detector, verifier and OCR models and their thresholds.
 
     With a verifier (the default) the detector proposes boxes at ``candidate_threshold``
-    and ``detect_threshold`` applies to sqrt(detector score x verifier probability); with
+    and ``detect_threshold`` applies to the plate probability the verifier model fuses
+    from both scores (its fitted ``fusion`` metadata, models/plate_verifier.md); with
     ``verifier_model = ""`` the detector runs alone and ``detect_threshold`` applies to its
     own score. ``detector_input`` is the longer side the frame is scaled to for the
     detector: 768 finds more of the small plates of a 1080p camera than the model's own

@@ -50,7 +50,7 @@ from alprd import synth
 from alprd.config import VisionConfig
 from alprd.vision import load_detector
 from alprd.vision.detector import OnnxDetector
-from alprd.vision.verifier import CROP_H, CROP_W, context_crop
+from alprd.vision.verifier import CROP_H, CROP_W, OnnxVerifier, context_crop
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -64,16 +64,49 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
-def views(im: np.ndarray, gt: np.ndarray, rng: np.random.Generator):
-    """The image as it is, mirrored, and pasted into a synthetic 1080p street frame."""
+def load_donors(data: Path) -> list[np.ndarray]:
+    """Real plate crops (us-plate-crops, br-plate-crops) to paste over the photos' own plates."""
+    files = sorted((data / "us-plate-crops" / "images").glob("*.png")) + \
+        sorted((data / "br-plate-crops" / "images").glob("*.jpg"))
+    return [im for im in (cv2.imread(str(f), cv2.IMREAD_COLOR) for f in files) if im is not None]
+
+
+def swap_plates(im: np.ndarray, gt: np.ndarray, donors: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """``im`` with each plate replaced by a real crop from another car or a rendered plate, in the same box.
+
+    The photos hold ~900 plates; this shows the verifier thousands of plate faces in
+    the places plates really are, so it learns "a plate on a car", not these plates.
+    """
+    out = im.copy()
+    for x1, y1, x2, y2 in gt.round().astype(int):
+        x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, im.shape[1]), min(y2, im.shape[0])
+        if x2 - x1 < 8 or y2 - y1 < 4:
+            continue
+        if rng.random() < 0.3 or not donors:
+            plate = synth.render_plate(synth.random_plate_text(rng), rng)
+        else:
+            plate = donors[int(rng.integers(len(donors)))]
+        interp = cv2.INTER_AREA if plate.shape[1] > x2 - x1 else cv2.INTER_LINEAR
+        out[y1:y2, x1:x2] = cv2.resize(plate, (x2 - x1, y2 - y1), interpolation=interp)
+    return out
+
+
+def views(im: np.ndarray, gt: np.ndarray, rng: np.random.Generator, donors: list[np.ndarray]):
+    """The image as it is, mirrored, with its plates swapped, and pasted into a synthetic 1080p street frame."""
     yield im, gt
     w = im.shape[1]
     yield np.ascontiguousarray(im[:, ::-1]), np.stack([w - gt[:, 2], gt[:, 1], w - gt[:, 0], gt[:, 3]], 1)
+    yield swap_plates(im, gt, donors, rng), gt
+    yield in_street(im, gt, rng)
+
+
+def in_street(im: np.ndarray, gt: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The photo pasted unscaled into a synthetic 1920x1080 frame, as a 1080p camera shows a car."""
     frame = synth.street_scene(1920, 1080, rng)
     h, w = im.shape[:2]
     ox, oy = int(rng.integers(0, 1920 - w + 1)), int(rng.integers(0, 1080 - h + 1))
     frame[oy:oy + h, ox:ox + w] = im
-    yield frame, gt + np.array([ox, oy, ox, oy], np.float32)
+    return frame, gt + np.array([ox, oy, ox, oy], np.float32)
 
 
 def mine(det: OnnxDetector, scenes, images: list, samples: list) -> tuple[int, int]:
@@ -146,13 +179,13 @@ def cbr(i: int, o: int, s: int = 1) -> nn.Sequential:
 
 
 class Verifier(nn.Module):
-    """40x80 crop -> plate logit: 4 conv stages (16/32/48/64), global average and max pooling, linear."""
+    """40x80 crop -> plate logit: 5 conv layers (16/32/64/64/96), global average and max pooling, linear."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.features = nn.Sequential(cbr(3, 16, 2), cbr(16, 24), nn.MaxPool2d(2), cbr(24, 48), nn.MaxPool2d(2),
-                                      cbr(48, 64))
-        self.fc = nn.Linear(128, 1)
+        self.features = nn.Sequential(cbr(3, 16, 2), cbr(16, 32), nn.MaxPool2d(2), cbr(32, 64), nn.MaxPool2d(2),
+                                      cbr(64, 64), cbr(64, 96))
+        self.fc = nn.Linear(192, 1)
 
     def forward(self, x):
         f = self.features(x)
@@ -169,12 +202,49 @@ class WithSigmoid(nn.Module):
 
 
 def export_onnx(model: nn.Module, path: Path, meta: dict) -> None:
-    import onnx
-
     kw = {"input_names": ["image"], "output_names": ["plate"], "opset_version": 17,
           "dynamic_axes": {"image": {0: "batch"}, "plate": {0: "batch"}}}
     x = torch.zeros(1, 3, CROP_H, CROP_W)
     torch.onnx.export(WithSigmoid(model).eval(), (x,), str(path), dynamo=False, **kw)
+    add_metadata(path, meta)
+
+
+def fit_fusion(det: OnnxDetector, verifier: Path, data: list, candidate_threshold: float,
+               rng: np.random.Generator) -> tuple[float, float, float]:
+    """(a, b, c) of sigmoid(a logit(det) + b logit(verifier) + c), fitted to the held-out images' candidates.
+
+    Each held-out photo is used as it is and inside a 1080p street frame; a candidate
+    is a plate when it overlaps a true plate by IoU >= 0.5 (what the evaluation counts).
+    """
+    ver = OnnxVerifier(verifier)
+    feats, labels = [], []
+    for im, gt in data:
+        for scene, truth in ((im, gt), in_street(im, gt, rng)):
+            found = [d for d in det.detect(scene) if d.score >= candidate_threshold]
+            if not found:
+                continue
+            boxes = np.array([[d.x1, d.y1, d.x2, d.y2] for d in found], np.float32)
+            probs = ver.score(scene, boxes)
+            feats += [[d.score, p] for d, p in zip(found, probs, strict=True)]
+            labels += list(box_iou(boxes, truth).max(axis=1) >= 0.5 if len(truth) else np.zeros(len(found), bool))
+    x = torch.logit(torch.tensor(feats, dtype=torch.float64).clamp(1e-4, 1 - 1e-4))
+    y = torch.tensor(labels, dtype=torch.float64)
+    w = torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w], max_iter=200)
+
+    def loss():
+        opt.zero_grad()
+        value = nn.functional.binary_cross_entropy_with_logits(x @ w[:2] + w[2], y) + 1e-3 * (w[:2] ** 2).sum()
+        value.backward()
+        return value
+
+    opt.step(loss)
+    return tuple(round(float(v), 4) for v in w.detach())  # type: ignore[return-value]
+
+
+def add_metadata(path: Path, meta: dict) -> None:
+    import onnx
+
     m = onnx.load(str(path))
     for k, v in meta.items():
         m.metadata_props.add(key=k, value=str(v))
@@ -243,13 +313,14 @@ def main() -> int:
     root = Path(args.data) / "plate-detect"
     files = sorted((root / "train" / "images").glob("*.jpg"))
     data = read_split(root, "train")
+    donors = load_donors(Path(args.data))
     held = [int(hashlib.sha1(f.name.encode()).hexdigest(), 16) % 10 == 0 for f in files]
     images: list[np.ndarray] = []
     train: list = []
     val: list = []
     t0 = time.time()
     for (im, gt), is_val in zip(data, held, strict=True):
-        mine(det, views(im, gt, rng), images, val if is_val else train)
+        mine(det, views(im, gt, rng, donors), images, val if is_val else train)
     for _ in range(args.demo_frames):
         mine(det, [demo_frame(rng, 25, 200)], images, train)
     samples = train + val
@@ -298,12 +369,15 @@ def main() -> int:
     export_onnx(model, onnx_path, {"trained_by": "scripts/train_verifier.py", "input": f"3x{CROP_H}x{CROP_W} BGR 0..1",
                                    "candidate_threshold": args.candidate_threshold, "epochs": epoch,
                                    "mined_boxes": len(samples)})
-    log(f"wrote {onnx_path}", fh)
-    report = held_out_report(args.detector, onnx_path, [x for x, h in zip(data, held, strict=True) if h],
-                             args.input_size)
+    held_data = [x for x, h in zip(data, held, strict=True) if h]
+    fusion = fit_fusion(det, onnx_path, held_data, VisionConfig().candidate_threshold, rng)
+    add_metadata(onnx_path, {"fusion": " ".join(str(v) for v in fusion)})
+    log(f"wrote {onnx_path}; fusion (detector, verifier, bias) = {fusion}", fh)
+    report = held_out_report(args.detector, onnx_path, held_data, args.input_size)
     for k, v in report.items():
         log(f"held-out images, {k}: recall {v['recall']:.3f} precision {v['precision']:.3f}", fh)
-    (out / "metrics.json").write_text(json.dumps({"samples": len(samples), **(final or {}), "cascade": report},
+    (out / "metrics.json").write_text(json.dumps({"samples": len(samples), **(final or {}), "fusion": fusion,
+                                                  "cascade": report},
                                                  indent=2))
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from alprd import synth
@@ -77,9 +78,9 @@ def test_cascade_keeps_the_plate_and_drops_candidates(verifier, scene):
     kept = cascade.detect(frame)
     assert kept and all(isinstance(d, Detection) and 0.5 <= d.score <= 1.0 for d in kept)
     by_box = {(d.x1, d.y1): d.score for d in proposed}
-    for d in kept:  # geometric mean of the detector's score and the verifier's
-        p = verifier.score(frame, [(d.x1, d.y1, d.x2, d.y2)])[0]
-        assert d.score == pytest.approx(np.sqrt(by_box[(d.x1, d.y1)] * p), rel=1e-5)
+    for d in kept:  # the fitted fusion of the detector's score and the verifier's
+        p = verifier.score(frame, [(d.x1, d.y1, d.x2, d.y2)])
+        assert d.score == pytest.approx(verifier.combine(np.array([by_box[(d.x1, d.y1)]]), p)[0], rel=1e-5)
     assert kept == sorted(kept, key=lambda d: -d.score)
     assert len(kept) < len(proposed)  # at 0.05 the detector proposes clutter; the verifier drops it
     best = kept[0]
@@ -87,6 +88,36 @@ def test_cascade_keeps_the_plate_and_drops_candidates(verifier, scene):
     assert cascade.detect(np.full((480, 640, 3), 128, np.uint8)) == []
     with pytest.raises(ValueError):
         VerifiedDetector(candidates, verifier, threshold=1.5)
+
+
+def test_fusion_rises_with_either_score_and_is_a_probability(verifier):
+    a, b, _ = verifier.fusion
+    assert a > 0 and b > 0  # fitted on held-out images: both models carry evidence
+    det = np.array([0.1, 0.1, 0.6, 0.6, 0.0, 1.0], np.float32)
+    ver = np.array([0.1, 0.9, 0.1, 0.9, 0.0, 1.0], np.float32)
+    p = verifier.combine(det, ver)
+    assert p.shape == (6,) and ((p > 0) & (p < 1)).all()  # clipped, so 0 and 1 stay finite
+    assert p[0] < p[1] < p[3] and p[0] < p[2] < p[3]
+
+
+def _with_metadata(src: Path, dst: Path, **meta: str) -> Path:
+    model = onnx.load(str(src))
+    for k, v in meta.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.save(model, str(dst))
+    return dst
+
+
+def test_fusion_metadata_is_read_and_checked(tmp_path):
+    bare = tmp_path / "bare.onnx"
+    model = onnx.load(str(VERIFIER))
+    del model.metadata_props[:]
+    onnx.save(model, str(bare))
+    assert OnnxVerifier(bare).fusion == (0.5, 0.5, 0.0)  # no fitted fusion: the mean of the log-odds
+    assert OnnxVerifier(_with_metadata(bare, tmp_path / "fit.onnx", fusion="2 0.5 -1")).fusion == (2.0, 0.5, -1.0)
+    for bad in ("1 2", "a b c"):
+        with pytest.raises(ModelError, match="fusion"):
+            OnnxVerifier(_with_metadata(bare, tmp_path / "bad.onnx", fusion=bad))
 
 
 def test_bad_verifier_files_raise_model_error(tmp_path):

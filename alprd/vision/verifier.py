@@ -25,6 +25,7 @@ __all__ = ["CROP_H", "CROP_W", "OnnxVerifier", "VerifiedDetector", "context_crop
 
 CROP_H, CROP_W = 40, 80
 PAD_VALUE = 114
+DEFAULT_FUSION = "0.5 0.5 0"  # no fitted fusion in the file: the mean of the two log-odds
 _FIX = ("restore it with `git checkout -- models/plate_verifier.onnx`, retrain it with "
         "`python scripts/train_verifier.py` (see models/plate_verifier.md), or set "
         "vision.verifier_model = \"\" to run the detector alone")
@@ -53,6 +54,11 @@ def context_crop(image: np.ndarray, box: Sequence[float], height: int = CROP_H, 
     return cv2.resize(part, (width, height), interpolation=interp)
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, np.float64), 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
 class OnnxVerifier:
     """Scores boxes as plate (1) or not (0) with ``plate_verifier.onnx``."""
 
@@ -64,6 +70,25 @@ class OnnxVerifier:
             raise ModelError(f"plate verifier model {self.model_path} has input {inp.shape} and output "
                              f"{out.shape}; expected (N, 3, {CROP_H}, {CROP_W}) -> (N, 1): {_FIX}")
         self._input = inp.name
+        fusion = self._session.get_modelmeta().custom_metadata_map.get("fusion", DEFAULT_FUSION)
+        try:
+            self.fusion = tuple(float(v) for v in fusion.split())
+        except ValueError:
+            self.fusion = ()
+        if len(self.fusion) != 3:
+            raise ModelError(f"plate verifier model {self.model_path} has fusion metadata {fusion!r}; "
+                             f"expected three numbers 'a b c': {_FIX}")
+
+    def combine(self, det_scores: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """One plate probability per box from the detector's score and the verifier's.
+
+        sigmoid(a logit(det) + b logit(verifier) + c), with (a, b, c) fitted by
+        ``scripts/train_verifier.py`` on held-out training images and stored in the
+        model's ``fusion`` metadata: how far to trust each model is learnt, not guessed.
+        """
+        a, b, c = self.fusion
+        z = a * _logit(det_scores) + b * _logit(probs) + c
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
     def score(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
         """Plate probability of each box (x1, y1, x2, y2) in ``image`` (BGR uint8)."""
@@ -77,10 +102,10 @@ class OnnxVerifier:
 class VerifiedDetector:
     """A :class:`PlateDetector`: ``candidates`` proposes boxes, ``verifier`` keeps the plates.
 
-    A box's score is the geometric mean of the detector's score and the verifier's
-    probability, so a box needs both to agree; ``threshold`` applies to it. Either
-    alone does worse: the verifier has seen only the 675 training photos, and the
-    detector's low scores include real plates (models/plate_verifier.md).
+    A box's score is :meth:`OnnxVerifier.combine` of the detector's score and the
+    verifier's probability; ``threshold`` applies to it. Either alone does worse: the
+    verifier has seen only the 675 training photos, and the detector's low scores
+    include real plates (models/plate_verifier.md).
     """
 
     def __init__(self, candidates: PlateDetector, verifier: OnnxVerifier, threshold: float = 0.4) -> None:
@@ -96,7 +121,7 @@ class VerifiedDetector:
         if not found:
             return []
         probs = self.verifier.score(image, [(d.x1, d.y1, d.x2, d.y2) for d in found])
-        scores = np.sqrt(np.array([d.score for d in found], np.float32) * probs)
+        scores = self.verifier.combine(np.array([d.score for d in found], np.float32), probs)
         kept = [Detection(d.x1, d.y1, d.x2, d.y2, float(s)) for d, s in zip(found, scores, strict=True)
                 if s >= self.threshold]
         return sorted(kept, key=lambda d: -d.score)
