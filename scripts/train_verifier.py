@@ -50,7 +50,7 @@ from alprd import synth
 from alprd.config import VisionConfig
 from alprd.vision import load_detector
 from alprd.vision.detector import OnnxDetector
-from alprd.vision.verifier import CROP_H, CROP_W, OnnxVerifier, context_crop
+from alprd.vision.verifier import CROP_H, CROP_W, OnnxVerifier, apply_deltas, context_crop
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -109,23 +109,37 @@ def in_street(im: np.ndarray, gt: np.ndarray, rng: np.random.Generator) -> tuple
     return frame, gt + np.array([ox, oy, ox, oy], np.float32)
 
 
+NO_BOX = np.full(4, np.nan, np.float32)
+
+
 def mine(det: OnnxDetector, scenes, images: list, samples: list) -> tuple[int, int]:
-    """Append (image index, box, label) for every candidate box and every true plate."""
+    """Append (image index, box, label, true box) for every candidate box and every true plate.
+
+    label 1: IoU >= 0.5 with a true plate; 0: < 0.3; -1 (in between): not scored as
+    plate or not, but its true box still teaches the box correction (NaN if none).
+    """
     pos = neg = 0
     for im, gt in scenes:
         k = len(images)
         images.append(im)
         cand = np.array([[d.x1, d.y1, d.x2, d.y2] for d in det.detect(im)], np.float32).reshape(-1, 4)
-        best = box_iou(cand, gt).max(axis=1) if len(gt) else np.zeros(len(cand))
-        for box, iou in zip(cand, best, strict=True):
-            if iou >= 0.5 or iou < 0.3:
-                samples.append((k, box, float(iou >= 0.5)))
-                pos, neg = pos + (iou >= 0.5), neg + (iou < 0.3)
+        ious = box_iou(cand, gt) if len(gt) else np.zeros((len(cand), 1))
+        for box, row in zip(cand, ious, strict=True):
+            iou = row.max()
+            truth = gt[row.argmax()] if iou >= 0.3 else NO_BOX
+            samples.append((k, box, 1.0 if iou >= 0.5 else 0.0 if iou < 0.3 else -1.0, truth))
+            pos, neg = pos + (iou >= 0.5), neg + (iou < 0.3)
         for box in gt:
             if box[2] - box[0] >= 4:
-                samples.append((k, box, 1.0))
+                samples.append((k, box, 1.0, box))
                 pos += 1
     return pos, neg
+
+
+def box_deltas(box: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """The correction from ``box`` to ``truth``: side offsets in units of the box's width and height."""
+    w, h = max(box[2] - box[0], 1.0), max(box[3] - box[1], 1.0)
+    return ((truth - box) / np.array([w, h, w, h], np.float32)).astype(np.float32)
 
 
 def jitter(box: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
@@ -152,7 +166,7 @@ def photometric(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 class Crops(torch.utils.data.Dataset):
-    """Sample i -> (3x40x80 float crop, label); with ``augment``, box jitter, mirror and photometric noise."""
+    """Sample i -> (3x40x80 float crop, label, box deltas); with ``augment``, box jitter, mirror, photometric noise."""
 
     def __init__(self, images: list, samples: list, augment: bool, seed: int = 0) -> None:
         self.images, self.samples, self.augment = images, samples, augment
@@ -162,11 +176,16 @@ class Crops(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __getitem__(self, i: int):
-        k, box, label = self.samples[i]
-        c = context_crop(self.images[k], jitter(box, self.rng, 0.06) if self.augment else box)
+        k, box, label, truth = self.samples[i]
+        box = jitter(box, self.rng, 0.06) if self.augment else box
+        c = context_crop(self.images[k], box)
+        delta = box_deltas(box, truth)
         if self.augment:
-            c = photometric(c[:, ::-1] if self.rng.random() < 0.5 else c, self.rng)
-        return torch.from_numpy(c.transpose(2, 0, 1).astype(np.float32) / 255.0), torch.tensor(label)
+            if self.rng.random() < 0.5:  # mirrored: left and right sides swap and change sign
+                c, delta = c[:, ::-1], np.array([-delta[2], delta[1], -delta[0], delta[3]], np.float32)
+            c = photometric(c, self.rng)
+        x = torch.from_numpy(c.transpose(2, 0, 1).astype(np.float32) / 255.0)
+        return x, torch.tensor(label), torch.from_numpy(delta)
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -179,13 +198,13 @@ def cbr(i: int, o: int, s: int = 1) -> nn.Sequential:
 
 
 class Verifier(nn.Module):
-    """40x80 crop -> plate logit: 5 conv layers (16/32/64/64/96), global average and max pooling, linear."""
+    """40x80 crop -> plate logit and 4 box deltas: 5 conv layers (16/32/64/64/96), average and max pooling, linear."""
 
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(cbr(3, 16, 2), cbr(16, 32), nn.MaxPool2d(2), cbr(32, 64), nn.MaxPool2d(2),
                                       cbr(64, 64), cbr(64, 96))
-        self.fc = nn.Linear(192, 1)
+        self.fc = nn.Linear(192, 5)
 
     def forward(self, x):
         f = self.features(x)
@@ -198,7 +217,8 @@ class WithSigmoid(nn.Module):
         self.m = m
 
     def forward(self, image):
-        return torch.sigmoid(self.m(image))
+        out = self.m(image)
+        return torch.cat([torch.sigmoid(out[:, :1]), out[:, 1:]], 1)
 
 
 def export_onnx(model: nn.Module, path: Path, meta: dict) -> None:
@@ -214,7 +234,7 @@ def fit_fusion(det: OnnxDetector, verifier: Path, data: list, candidate_threshol
     """(a, b, c) of sigmoid(a logit(det) + b logit(verifier) + c), fitted to the held-out images' candidates.
 
     Each held-out photo is used as it is and inside a 1080p street frame; a candidate
-    is a plate when it overlaps a true plate by IoU >= 0.5 (what the evaluation counts).
+    is a plate when its corrected box overlaps a true plate by IoU >= 0.5 (what the evaluation counts).
     """
     ver = OnnxVerifier(verifier)
     feats, labels = [], []
@@ -223,8 +243,7 @@ def fit_fusion(det: OnnxDetector, verifier: Path, data: list, candidate_threshol
             found = [d for d in det.detect(scene) if d.score >= candidate_threshold]
             if not found:
                 continue
-            boxes = np.array([[d.x1, d.y1, d.x2, d.y2] for d in found], np.float32)
-            probs = ver.score(scene, boxes)
+            probs, boxes = ver.assess(scene, np.array([[d.x1, d.y1, d.x2, d.y2] for d in found], np.float32))
             feats += [[d.score, p] for d, p in zip(found, probs, strict=True)]
             labels += list(box_iou(boxes, truth).max(axis=1) >= 0.5 if len(truth) else np.zeros(len(found), bool))
     x = torch.logit(torch.tensor(feats, dtype=torch.float64).clamp(1e-4, 1 - 1e-4))
@@ -253,11 +272,32 @@ def add_metadata(path: Path, meta: dict) -> None:
 
 
 @torch.no_grad()
-def predict(model, dataset) -> np.ndarray:
+def predict(model, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Plate probabilities (n,) and box deltas (n, 4) of every sample of ``dataset``."""
     model.eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=256)
-    out = [torch.sigmoid(model(x))[:, 0].numpy() for x, _ in loader]
-    return np.concatenate(out) if out else np.zeros(0)
+    out = torch.cat([model(x) for x, _, _ in loader]) if len(dataset) else torch.zeros(0, 5)
+    return torch.sigmoid(out[:, 0]).numpy(), out[:, 1:].numpy()
+
+
+def loss_fn(out: torch.Tensor, label: torch.Tensor, delta: torch.Tensor, box_weight: float = 2.0) -> torch.Tensor:
+    """Cross-entropy on the scored boxes plus smooth L1 on the deltas of boxes near a true plate."""
+    scored, near = label >= 0, ~torch.isnan(delta).any(dim=1)
+    loss = nn.functional.binary_cross_entropy_with_logits(out[scored, 0], label[scored]) if scored.any() else 0.0
+    if near.any():
+        loss = loss + box_weight * nn.functional.smooth_l1_loss(out[near, 1:], delta[near], beta=0.05)
+    return loss
+
+
+def refined_iou(boxes: np.ndarray, deltas: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Mean IoU with the true box before and after applying ``deltas`` (rows with a true box only)."""
+    ok = ~np.isnan(truth).any(axis=1) & (boxes != truth).any(axis=1)  # candidates, not the true boxes added
+    if not ok.any():
+        return 0.0, 0.0
+    b, t = boxes[ok], truth[ok]
+    fixed = apply_deltas(b, deltas[ok])
+    diag = lambda x: np.diagonal(box_iou(x, t))
+    return float(diag(b).mean()), float(diag(fixed).mean())
 
 
 def held_out_report(detector: str, verifier: Path, data: list, input_size: int,
@@ -332,7 +372,8 @@ def main() -> int:
     model = Verifier()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     # each epoch: every non-plate once, every plate repeated to a quarter of the epoch
-    pos_idx, neg_idx = np.flatnonzero(labels[:n_tr] == 1), np.flatnonzero(labels[:n_tr] == 0)
+    # (and the boxes between plate and not, kept for the box correction, once)
+    pos_idx, neg_idx = np.flatnonzero(labels[:n_tr] == 1), np.flatnonzero(labels[:n_tr] < 1)
     reps = max(1, round(len(neg_idx) / 3 / len(pos_idx)))
     epoch_set = torch.utils.data.Subset(Crops(images, samples, True, args.seed),
                                         np.concatenate([neg_idx, np.tile(pos_idx, reps)]).tolist())
@@ -341,29 +382,34 @@ def main() -> int:
                                          persistent_workers=args.workers > 0)
     held_out = torch.utils.data.Subset(Crops(images, samples, False), list(range(n_tr, len(samples))))
     y_val = labels[n_tr:]
+    val_boxes = np.array([s[1] for s in val], np.float32).reshape(-1, 4)
+    val_truth = np.array([s[3] for s in val], np.float32).reshape(-1, 4)
     t_start, epoch, final, done = time.time(), 0, None, False
     while not done:
         model.train()
         total = n = 0
-        for x, y in loader:
+        for x, y, delta in loader:
             frac = (time.time() - t_start) / args.time_budget
             if frac >= 1:
                 done = True
                 break
             for g in opt.param_groups:
                 g["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * frac))
-            loss = nn.functional.binary_cross_entropy_with_logits(model(x)[:, 0], y)
+            loss = loss_fn(model(x), y, delta)
             opt.zero_grad()
             loss.backward()
             opt.step()
             total, n = total + loss.item() * len(y), n + len(y)
         epoch += 1
-        p = predict(model, held_out)
+        p, deltas = predict(model, held_out)
         rec = {t: (float((p[y_val == 1] >= t).mean()), float((p[y_val == 0] >= t).mean())) for t in (0.5, 0.7, 0.9)}
+        before, after = refined_iou(val_boxes, deltas, val_truth)
         log(f"epoch {epoch} ({n} crops, {time.time() - t_start:.0f} s): loss {total / max(n, 1):.4f}; held-out "
-            "plates kept / non-plates kept: " + ", ".join(f"@{t} {a:.3f}/{b:.4f}" for t, (a, b) in rec.items()), fh)
+            "plates kept / non-plates kept: " + ", ".join(f"@{t} {a:.3f}/{b:.4f}" for t, (a, b) in rec.items())
+            + f"; IoU with the plate {before:.3f} -> {after:.3f} corrected", fh)
         final = {"epochs": epoch, "held_out": {str(t): {"plates_kept": a, "non_plates_kept": b}
-                                               for t, (a, b) in rec.items()}}
+                                               for t, (a, b) in rec.items()},
+                 "held_out_iou": {"detector": before, "corrected": after}}
     onnx_path = out / "plate_verifier.onnx"
     torch.save(model.state_dict(), out / "plate_verifier.pt")
     export_onnx(model, onnx_path, {"trained_by": "scripts/train_verifier.py", "input": f"3x{CROP_H}x{CROP_W} BGR 0..1",

@@ -13,12 +13,14 @@ from alprd.config import VisionConfig
 from alprd.vision import load_reader
 from alprd.vision.base import Detection, ModelError, PlateDetector
 from alprd.vision.detector import OnnxDetector
+from alprd.vision.evaluate import iou
 from alprd.vision.verifier import (
     CROP_H,
     CROP_W,
     PAD_VALUE,
     OnnxVerifier,
     VerifiedDetector,
+    apply_deltas,
     context_crop,
 )
 
@@ -77,10 +79,10 @@ def test_cascade_keeps_the_plate_and_drops_candidates(verifier, scene):
     proposed = candidates.detect(frame)
     kept = cascade.detect(frame)
     assert kept and all(isinstance(d, Detection) and 0.5 <= d.score <= 1.0 for d in kept)
-    by_box = {(d.x1, d.y1): d.score for d in proposed}
-    for d in kept:  # the fitted fusion of the detector's score and the verifier's
-        p = verifier.score(frame, [(d.x1, d.y1, d.x2, d.y2)])
-        assert d.score == pytest.approx(verifier.combine(np.array([by_box[(d.x1, d.y1)]]), p)[0], rel=1e-5)
+    fused = verifier.combine(np.array([d.score for d in proposed]),
+                             verifier.score(frame, [(d.x1, d.y1, d.x2, d.y2) for d in proposed]))
+    for d in kept:  # each kept score is the fitted fusion of one candidate's two scores
+        assert np.isclose(fused, d.score, rtol=1e-5).any()
     assert kept == sorted(kept, key=lambda d: -d.score)
     assert len(kept) < len(proposed)  # at 0.05 the detector proposes clutter; the verifier drops it
     best = kept[0]
@@ -88,6 +90,36 @@ def test_cascade_keeps_the_plate_and_drops_candidates(verifier, scene):
     assert cascade.detect(np.full((480, 640, 3), 128, np.uint8)) == []
     with pytest.raises(ValueError):
         VerifiedDetector(candidates, verifier, threshold=1.5)
+
+
+def test_apply_deltas_moves_each_side_in_box_units():
+    boxes = np.array([[100, 50, 200, 100], [0, 0, 0.5, 0.5]], np.float32)
+    assert (apply_deltas(boxes, np.zeros((2, 4), np.float32)) == boxes).all()
+    moved = apply_deltas(boxes, np.array([[-0.1, 0.2, 0.1, -0.2]] * 2, np.float32))
+    assert moved[0].tolist() == pytest.approx([90, 60, 210, 90])
+    assert moved[1].tolist() == pytest.approx([-0.1, 0.2, 0.6, 0.3])  # a degenerate box moves by at least 1 px units
+
+
+class FixedBoxes:
+    """A candidate stage that proposes the same boxes for every image (a PlateDetector)."""
+
+    def __init__(self, boxes: list[tuple[float, float, float, float, float]]) -> None:
+        self.boxes = boxes
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return [Detection(*b) for b in self.boxes]
+
+
+def test_cascade_corrects_boxes_and_merges_duplicates(verifier, scene):
+    frame, (x1, y1, x2, y2) = scene
+    w, h = x2 - x1, y2 - y1
+    shifted = [(x1 + 0.12 * w, y1 - 0.15 * h, x2 + 0.12 * w, y2 - 0.15 * h, 0.6),  # two sloppy boxes on the plate
+               (x1 - 0.1 * w, y1 + 0.1 * h, x2 - 0.05 * w, y2 + 0.2 * h, 0.5)]
+    kept = VerifiedDetector(FixedBoxes(shifted), verifier, threshold=0.3).detect(frame)
+    assert len(kept) == 1  # one plate, one box
+    got = iou((kept[0].x1, kept[0].y1, kept[0].x2, kept[0].y2), (x1, y1, x2, y2))
+    assert got > max(iou(b[:4], (x1, y1, x2, y2)) for b in shifted)  # the box head moved it onto the plate
+    assert got >= 0.7
 
 
 def test_fusion_rises_with_either_score_and_is_a_probability(verifier):

@@ -21,7 +21,7 @@ import numpy as np
 
 from alprd.vision.base import Detection, ModelError, PlateDetector, open_session
 
-__all__ = ["CROP_H", "CROP_W", "OnnxVerifier", "VerifiedDetector", "context_crop"]
+__all__ = ["CROP_H", "CROP_W", "OnnxVerifier", "VerifiedDetector", "apply_deltas", "context_crop"]
 
 CROP_H, CROP_W = 40, 80
 PAD_VALUE = 114
@@ -54,6 +54,12 @@ def context_crop(image: np.ndarray, box: Sequence[float], height: int = CROP_H, 
     return cv2.resize(part, (width, height), interpolation=interp)
 
 
+def apply_deltas(boxes: np.ndarray, deltas: np.ndarray) -> np.ndarray:
+    """Move each side of each box by its delta, in units of the box's width (x) and height (y)."""
+    wh = np.maximum(boxes[:, 2:] - boxes[:, :2], 1.0)
+    return (boxes + deltas * np.concatenate([wh, wh], 1)).astype(np.float32)
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, np.float64), 1e-4, 1 - 1e-4)
     return np.log(p / (1 - p))
@@ -66,9 +72,9 @@ class OnnxVerifier:
         self.model_path = Path(model_path)
         self._session = open_session(self.model_path, threads, "plate verifier model", _FIX)
         inp, out = self._session.get_inputs()[0], self._session.get_outputs()[0]
-        if list(inp.shape[1:]) != [3, CROP_H, CROP_W] or len(out.shape) != 2:
+        if list(inp.shape[1:]) != [3, CROP_H, CROP_W] or len(out.shape) != 2 or out.shape[1] not in (1, 5):
             raise ModelError(f"plate verifier model {self.model_path} has input {inp.shape} and output "
-                             f"{out.shape}; expected (N, 3, {CROP_H}, {CROP_W}) -> (N, 1): {_FIX}")
+                             f"{out.shape}; expected (N, 3, {CROP_H}, {CROP_W}) -> (N, 1) or (N, 5): {_FIX}")
         self._input = inp.name
         fusion = self._session.get_modelmeta().custom_metadata_map.get("fusion", DEFAULT_FUSION)
         try:
@@ -88,15 +94,22 @@ class OnnxVerifier:
         """
         a, b, c = self.fusion
         z = a * _logit(det_scores) + b * _logit(probs) + c
-        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def assess(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+        """Plate probability (n,) of each box (x1, y1, x2, y2) in ``image`` (BGR uint8), and the boxes (n, 4)
+        as the model corrects them (a model without a box head returns them unchanged)."""
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        if len(boxes) == 0:
+            return np.zeros(0, np.float32), boxes
+        crops = np.stack([context_crop(image, b) for b in boxes])
+        blob = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(1 / 255)
+        out = self._session.run(None, {self._input: blob})[0]
+        return out[:, 0], apply_deltas(boxes, out[:, 1:5]) if out.shape[1] == 5 else boxes
 
     def score(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
         """Plate probability of each box (x1, y1, x2, y2) in ``image`` (BGR uint8)."""
-        if len(boxes) == 0:
-            return np.zeros(0, np.float32)
-        crops = np.stack([context_crop(image, b) for b in boxes])
-        blob = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(1 / 255)
-        return self._session.run(None, {self._input: blob})[0][:, 0]
+        return self.assess(image, boxes)[0]
 
 
 class VerifiedDetector:
@@ -108,22 +121,32 @@ class VerifiedDetector:
     include real plates (models/plate_verifier.md).
     """
 
-    def __init__(self, candidates: PlateDetector, verifier: OnnxVerifier, threshold: float = 0.4) -> None:
+    def __init__(self, candidates: PlateDetector, verifier: OnnxVerifier, threshold: float = 0.4,
+                 nms_iou: float = 0.45) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         self.candidates = candidates
         self.verifier = verifier
         self.threshold = float(threshold)
+        self.nms_iou = float(nms_iou)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Plates in a BGR uint8 image, best first, in original-image pixels."""
         found = self.candidates.detect(image)
         if not found:
             return []
-        probs = self.verifier.score(image, [(d.x1, d.y1, d.x2, d.y2) for d in found])
+        probs, boxes = self.verifier.assess(image, [(d.x1, d.y1, d.x2, d.y2) for d in found])
         scores = self.verifier.combine(np.array([d.score for d in found], np.float32), probs)
-        kept = [Detection(d.x1, d.y1, d.x2, d.y2, float(s)) for d, s in zip(found, scores, strict=True)
-                if s >= self.threshold]
+        h, w = image.shape[:2]
+        boxes = np.clip(boxes, 0, [w, h, w, h])
+        ok = (scores >= self.threshold) & (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
+        if not ok.any():
+            return []
+        boxes, scores = boxes[ok], scores[ok]
+        # two candidates corrected onto the same plate: keep the likelier
+        rects = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1).tolist()
+        keep = np.asarray(cv2.dnn.NMSBoxes(rects, scores.tolist(), self.threshold, self.nms_iou), np.int64).reshape(-1)
+        kept = [Detection(*(float(v) for v in boxes[i]), float(scores[i])) for i in keep]
         return sorted(kept, key=lambda d: -d.score)
 
     def __repr__(self) -> str:
