@@ -212,6 +212,8 @@ class Verifier(nn.Module):
 
 
 class WithSigmoid(nn.Module):
+    """What goes into the ONNX file: plate probability, then the 4 box deltas as they are."""
+
     def __init__(self, m: nn.Module) -> None:
         super().__init__()
         self.m = m

@@ -118,7 +118,8 @@ class VerifiedDetector:
     A box's score is :meth:`OnnxVerifier.combine` of the detector's score and the
     verifier's probability; ``threshold`` applies to it. Either alone does worse: the
     verifier has seen only the 675 training photos, and the detector's low scores
-    include real plates (models/plate_verifier.md).
+    include real plates (models/plate_verifier.md). Boxes come back as the verifier
+    corrected them; two that land on the same plate are merged (NMS at ``nms_iou``).
     """
 
     def __init__(self, candidates: PlateDetector, verifier: OnnxVerifier, threshold: float = 0.4,
