@@ -3,24 +3,28 @@
 
 The shipped detector, run at a low threshold (``--candidate-threshold``), proposes
 boxes on images it was trained on; each box is labelled by its overlap with the
-true plates (IoU >= 0.5: plate; < 0.3: not a plate; in between: skipped). A small
-CNN learns to tell them apart from ``alprd.vision.verifier.context_crop`` (the box
-with its surroundings, 40x80), so it sees exactly the false boxes the detector
-makes and the true ones it finds, with their real localisation errors.
+true plates (IoU >= 0.5: plate; < 0.3: not a plate; in between: used only for the
+box correction). A small CNN learns to tell them apart, and to correct each box's
+sides, from ``alprd.vision.verifier.context_crop`` (the box with its surroundings,
+40x80), so it sees exactly the false boxes the detector makes and the true ones it
+finds, with their real localisation errors.
 
 Candidates are mined from (never valid/test):
-* plate-detect/train as it is, mirrored, and pasted into synthetic 1920x1080 street
-  frames (plates 3x smaller at the detector input, as in a 1080p camera frame);
+* plate-detect/train as it is, mirrored, with its plates swapped for real US/BR
+  crops or rendered plates (``swap_plates``), and pasted into synthetic 1920x1080
+  street frames (plates 3x smaller at the detector input, as in a 1080p camera frame);
 * synthetic demo-camera frames (``scripts/eval_detector.demo_frame``), so that what
   ``alprd demo`` shows stays a plate.
 True plate boxes, jittered, are added as plates too. Training crops get random box
 jitter, flips, colour, blur, noise and JPEG.
 
 One tenth of the training images (sha1(file name) % 10 == 0) is held out to watch
-the verifier; valid/test are only for ``scripts/eval_detector.py --verifier``.
-CPU-friendly: mining takes about a minute, training a few minutes.
+the verifier and to fit the fusion of its probability with the detector's score
+(``fit_fusion``, stored in the model's ``fusion`` metadata); valid/test are only for
+``scripts/eval_detector.py --verifier``. CPU-friendly: mining takes about two
+minutes; the shipped file trained for 40 (models/plate_verifier.md).
 
-    python scripts/train_verifier.py --out runs/verifier [--time-budget 900] [--input-size 768]
+    python scripts/train_verifier.py --out runs/verifier [--time-budget 2400] [--input-size 768]
 
 The detector runs at ``--input-size`` (default: the daemon's ``vision.detector_input``),
 so the verifier learns the candidates it will be shown.
