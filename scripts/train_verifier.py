@@ -339,7 +339,7 @@ def main() -> int:
                     help="detector input, as vision.detector_input (0: the model's own)")
     ap.add_argument("--demo-frames", type=int, default=300)
     ap.add_argument("--out", default="runs/verifier")
-    ap.add_argument("--time-budget", type=float, default=900, help="seconds of training (after mining)")
+    ap.add_argument("--time-budget", type=float, default=2400, help="seconds of training (after mining)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
@@ -373,7 +373,7 @@ def main() -> int:
     labels = np.array([s[2] for s in samples])
     n_tr = len(train)
     log(f"mined in {time.time() - t0:.0f} s: {len(images)} scenes; train {n_tr} boxes "
-        f"({int(labels[:n_tr].sum())} plates), held out {len(val)} ({int(labels[n_tr:].sum())} plates)", fh)
+        f"({int((labels[:n_tr] == 1).sum())} plates), held out {len(val)} ({int((labels[n_tr:] == 1).sum())} plates)", fh)
 
     model = Verifier()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
