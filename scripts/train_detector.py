@@ -87,14 +87,16 @@ class DS(nn.Module):
 class PlateNet(nn.Module):
     """Backbone to stride 32, FPN merged to stride 4, 5-channel head (heat logit + 4 log-distances)."""
 
-    def __init__(self, widths=(16, 32, 64, 96, 128), fpn: int = 48, head: int = 32) -> None:
+    def __init__(self, widths=(16, 32, 64, 96, 128), fpn: int = 48, head: int = 32, extra: int = 0) -> None:
+        """``extra``: residual blocks added to each of the stride 8, 16 and 32 stages (cheap: few pixels)."""
         super().__init__()
         c0, c1, c2, c3, c4 = widths
+        self.extra = extra
         self.stem = cbr(3, c0, 3, 2)
         self.s4 = nn.Sequential(DS(c0, c1, 2), DS(c1, c1))
-        self.s8 = nn.Sequential(DS(c1, c2, 2), DS(c2, c2))
-        self.s16 = nn.Sequential(DS(c2, c3, 2, 5), DS(c3, c3, 1, 5))
-        self.s32 = nn.Sequential(DS(c3, c4, 2, 5), DS(c4, c4, 1, 5))
+        self.s8 = nn.Sequential(DS(c1, c2, 2), *[DS(c2, c2) for _ in range(1 + extra)])
+        self.s16 = nn.Sequential(DS(c2, c3, 2, 5), *[DS(c3, c3, 1, 5) for _ in range(1 + extra)])
+        self.s32 = nn.Sequential(DS(c3, c4, 2, 5), *[DS(c4, c4, 1, 5) for _ in range(1 + extra)])
         self.l32, self.l16, self.l8, self.l4 = cbr(c4, fpn, 1), cbr(c3, fpn, 1), cbr(c2, fpn, 1), cbr(c1, head, 1)
         self.m16, self.m8, self.r8, self.m4 = DS(fpn, fpn), DS(fpn, fpn), cbr(fpn, head, 1), DS(head, head)
         self.head = DS(head, head)
@@ -143,6 +145,9 @@ def load_onnx_weights(model: PlateNet, path: str) -> None:
 
     g = onnx.load(path).graph
     init = {t.name: numpy_helper.to_array(t).copy() for t in g.initializer}
+    for n in g.node:  # the exporter shares equal tensors (e.g. a deepened model's zero blocks) via Identity
+        if n.op_type == "Identity" and n.input[0] in init:
+            init[n.output[0]] = init[n.input[0]]
     onnx_convs = [(init[n.input[1]], init[n.input[2]] if len(n.input) > 2 else None)
                   for n in g.node if n.op_type == "Conv"]
     order: list[nn.Conv2d] = []
@@ -174,6 +179,22 @@ def load_onnx_weights(model: PlateNet, path: str) -> None:
                 bn.running_var.fill_(1.0 - bn.eps)
             else:
                 conv.bias.copy_(bias)
+
+
+def deepen_from_onnx(model: PlateNet, path: str) -> None:
+    """Start a model with extra blocks from an exported one without them (Net2Net-style deepening).
+
+    The shared layers take the exported weights; each new residual block gets a zero
+    pointwise convolution, so it adds nothing at first and the deeper model starts out
+    computing exactly what the exported one does, then learns from there.
+    """
+    base = PlateNet()
+    load_onnx_weights(base, path)
+    missing = set(model.load_state_dict(base.state_dict(), strict=False).missing_keys)
+    with torch.no_grad():
+        for name, mod in model.named_modules():
+            if isinstance(mod, DS) and f"{name}.pw.0.weight" in missing:
+                mod.pw[0].weight.zero_()
 
 
 def freeze_bn(model: nn.Module) -> None:
@@ -610,6 +631,8 @@ def main(argv=None) -> int:
     ap.add_argument("--p-synth", type=float, default=0.2, help="share of synthetic 1080p demo-camera frames")
     ap.add_argument("--p-mosaic", type=float, default=0.3, help="share of 4-image mosaics")
     ap.add_argument("--p-paste", type=float, default=0.5, help="chance of pasting small synthetic plates")
+    ap.add_argument("--extra-blocks", type=int, default=0,
+                    help="residual blocks added to the stride 8/16/32 stages; with an .onnx --init they start as no-ops")
     args = ap.parse_args(argv)
 
     out = Path(args.out)
@@ -644,17 +667,17 @@ def main(argv=None) -> int:
     if args.workers == 0:
         ds.rng = np.random.default_rng(args.seed)
 
-    model = PlateNet().to(device)
+    model = PlateNet(extra=args.extra_blocks).to(device)
     from_onnx = args.init.endswith(".onnx")
     if from_onnx:
-        load_onnx_weights(model, args.init)
+        deepen_from_onnx(model, args.init)
         log(f"initialised from {args.init} (folded batch norms: kept in eval mode)", fh)
     elif args.init:
         model.load_state_dict(torch.load(args.init, map_location="cpu"))
         log(f"initialised from {args.init}", fh)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    ema = PlateNet().to(device)
+    ema = PlateNet(extra=args.extra_blocks).to(device)
     ema.load_state_dict(model.state_dict())
     ema.eval()
     for p in ema.parameters():
@@ -768,8 +791,8 @@ def main(argv=None) -> int:
     return 0
 
 
-def _cpu_copy(model: nn.Module) -> nn.Module:
-    m = PlateNet()
+def _cpu_copy(model: PlateNet) -> PlateNet:
+    m = PlateNet(extra=model.extra)
     m.load_state_dict({k: v.detach().float().cpu() for k, v in model.state_dict().items()})
     return m.eval()
 
