@@ -26,8 +26,9 @@ test-tools:
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
+# `timeout`: a thread left running by a failed test must not keep CI waiting (the suite takes ~1 min)
 test: venv test-tools lint
-	$(BIN)/pytest
+	timeout --kill-after=30 900 $(BIN)/pytest
 
 lint: venv
 	$(BIN)/ruff check alprd tests scripts
