@@ -194,9 +194,9 @@ def main(argv=None) -> int:
         return 2
     thresholds = [args.threshold]
     if args.sweep:
-        thresholds = sorted(set(thresholds) | {0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9})
-        if not args.verifier:  # the detector's recall at a candidate threshold caps what any second stage finds
-            thresholds = sorted(set(thresholds) | {0.03, 0.05, 0.1, 0.15})
+        # without a verifier, also candidate thresholds: the detector's recall there caps any second stage
+        low = set() if args.verifier else {0.03, 0.05, 0.1, 0.15}
+        thresholds = sorted(set(thresholds) | low | {0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9})
     results = {}
     for size in args.input_size:
         def detector(threshold: float, size: int = size) -> PlateDetector:
