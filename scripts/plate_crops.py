@@ -45,3 +45,18 @@ def load_us(data: Path) -> tuple[list, list]:
 
 def load_br(data: Path) -> tuple[list, list]:
     return load_crops(data / "br-plate-crops", 1, split_by_text=True)
+
+
+def load_pseudo(data: Path, table: Path) -> tuple[list, list]:
+    """(train, val) of the teacher-read crops (scripts/pseudo_label_crops.py); val: sha1(file) % 5 == 0."""
+    train, val = [], []
+    if not table.is_file():
+        return train, val
+    with open(table, newline="") as f:
+        for row in csv.reader(f):
+            if len(row) < 2:
+                continue
+            img = cv2.imread(str(data / row[0]), cv2.IMREAD_COLOR)
+            if img is not None:
+                (val if is_val(row[0]) else train).append((row[0], img, row[1][:MAX_SLOTS]))
+    return train, val

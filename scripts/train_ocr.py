@@ -49,7 +49,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
-from plate_crops import load_br, load_us
+from plate_context import ContextBank, in_context
+from plate_crops import load_br, load_pseudo, load_us
 from synth_plates import FontPlateRenderer, degrade_crop, hershey_plate, negative_crop
 
 from alprd.plates import edit_distance
@@ -91,25 +92,40 @@ def encode(text: str) -> np.ndarray:
 class PlateStream(torch.utils.data.IterableDataset):
     """Endless batches (uint8 N,H,W,3 and int64 N,slots), mixed from all sources."""
 
-    def __init__(self, us, br, font_dir, batch, seed, mix):
+    def __init__(self, us, br, font_dir, batch, seed, mix, pseudo=(), data=None, context_p=0.0):
         self.us, self.br, self.font_dir, self.batch, self.seed = us, br, font_dir, batch, seed
-        names = ["us", "br", "font", "hershey", "neg"]
-        p = np.array([mix[n] if (n != "us" or us) and (n != "br" or br) else 0.0 for n in names], float)
+        self.pseudo, self.data, self.context_p = list(pseudo), data, context_p
+        names = ["us", "br", "pseudo", "font", "hershey", "neg"]
+        have = {"us": bool(us), "br": bool(br), "pseudo": bool(self.pseudo)}
+        p = np.array([mix.get(n, 0.0) if have.get(n, True) else 0.0 for n in names], float)
         self.names, self.p = names, p / p.sum()
+        self.bank = None
+
+    def _in_context(self, rng, fonts, tight):
+        """With probability context_p: the tight plate pasted into a real surround, cut like a detector box."""
+        if self.bank is None or rng.random() >= self.context_p:
+            return None
+        crop = in_context(tight, rng, self.bank, fonts.text_fonts)
+        return degrade_crop(crop, rng, strength=0.5, out_h=(18, 80)) if rng.random() < 0.8 else crop
 
     def sample(self, rng, fonts):
         kind = self.names[int(rng.choice(len(self.names), p=self.p))]
-        if kind == "us" or kind == "br":
-            src = self.us if kind == "us" else self.br
+        if kind in ("us", "br", "pseudo"):
+            src = {"us": self.us, "br": self.br, "pseudo": self.pseudo}[kind]
             _, img, text = src[int(rng.integers(len(src)))]
             r = rng.random()
-            if r < 0.12:  # as is, like the validation crops
+            crop = self._in_context(rng, fonts, img)
+            if crop is not None:
+                pass
+            elif r < 0.12:  # as is, like the validation crops
                 crop = img
             else:
                 crop = degrade_crop(img, rng, strength=0.8 if r < 0.6 else 1.0)
         elif kind in ("font", "hershey"):
             plate, lines = fonts.render(rng) if kind == "font" else hershey_plate(rng)
-            crop = degrade_crop(plate, rng, strength=1.0 if kind == "font" else 0.8)
+            crop = self._in_context(rng, fonts, plate) if len(lines) == 1 else None
+            if crop is None:
+                crop = degrade_crop(plate, rng, strength=1.0 if kind == "font" else 0.8)
             text = lines[0]
             if len(lines) == 2:  # train on what inference reads: one line cut out by split_lines
                 halves = split_lines(crop)
@@ -127,6 +143,8 @@ class PlateStream(torch.utils.data.IterableDataset):
         cv2.setNumThreads(1)
         rng = np.random.default_rng([self.seed, wid])
         fonts = FontPlateRenderer(self.font_dir)
+        if self.context_p > 0 and self.data is not None:
+            self.bank = ContextBank(self.data, seed=self.seed + wid)
         while True:
             xs = np.empty((self.batch, IMG_H, IMG_W, 3), np.uint8)
             ys = np.empty((self.batch, MAX_SLOTS), np.int64)
@@ -206,6 +224,51 @@ class PlateOCRCTC(nn.Module):
         else:
             f = F.relu(self.ctx(f.transpose(1, 2))).transpose(1, 2) + f
         return self.out(self.drop(f)).reshape(-1, (IMG_W // 8) * 2, self.ncls)
+
+
+def load_onnx_weights(model: PlateOCRCTC, path: str) -> int:
+    """Load an exported float plate_ocr.onnx (GRU context) into ``model``; returns tensors set.
+
+    The exporter folded each BatchNorm into its convolution, so a BN becomes the identity
+    (weight 1, running mean 0, variance 1 - eps) holding the folded bias; the caller keeps
+    BN in eval mode, so the loaded function is exactly the exported one. ONNX orders the GRU
+    gates z, r, h; PyTorch r, z, n.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(path).graph
+    init = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in g.initializer}
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    bns = [m for m in model.features if isinstance(m, nn.BatchNorm2d)]
+    conv_mods = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    if not hasattr(model, "rnn") or len(convs) != len(conv_mods):
+        raise ValueError(f"{path} is not a GRU-context CTC plate_ocr.onnx")
+    with torch.no_grad():
+        for node, conv, bn in zip(convs, conv_mods, bns, strict=True):
+            conv.weight.copy_(init[node.input[1]])
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(init[node.input[2]])
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+        mats = [n for n in g.node if n.op_type == "MatMul"]
+        adds = {i: n for n in g.node if n.op_type == "Add" for i in n.input}
+        for node, lin in zip(mats, (model.proj, model.out), strict=True):
+            lin.weight.copy_(init[node.input[1]].T)
+            lin.bias.copy_(init[next(i for i in adds[node.output[0]].input if i in init)])
+        gru = next(n for n in g.node if n.op_type == "GRU")
+        W, R, B = (init[i] for i in gru.input[1:4])
+        H = R.shape[-1]
+
+        def rzn(t):  # z, r, h -> r, z, n along the first axis
+            return torch.cat([t[H:2 * H], t[:H], t[2 * H:3 * H]])
+
+        for d, suffix in ((0, ""), (1, "_reverse")):
+            getattr(model.rnn, "weight_ih_l0" + suffix).copy_(rzn(W[d]))
+            getattr(model.rnn, "weight_hh_l0" + suffix).copy_(rzn(R[d]))
+            getattr(model.rnn, "bias_ih_l0" + suffix).copy_(rzn(B[d, :3 * H]))
+            getattr(model.rnn, "bias_hh_l0" + suffix).copy_(rzn(B[d, 3 * H:]))
+    return len(conv_mods) * 2 + 4 + 8
 
 
 def make_model(head: str, context: str = "conv") -> nn.Module:
@@ -389,6 +452,7 @@ def export_onnx(model, path: Path, meta: dict) -> None:
 # ---------------------------------------------------------------- main
 def main() -> int:
     global _LOG
+    cv2.setNumThreads(1)  # OpenCV's thread pool does not survive the fork of a DataLoader worker
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"))
     ap.add_argument("--fonts", default=str(ROOT / ".data" / "fonts"), help="folder of .ttf fonts")
@@ -404,6 +468,7 @@ def main() -> int:
                     help="optimizer steps per generated batch (>1 when the GPU outruns the workers; "
                          "re-used copies get a small GPU-side jitter)")
     ap.add_argument("--ema", type=float, default=0.998)
+    ap.add_argument("--report-every", type=float, default=15, help="seconds between validations on CPU")
     ap.add_argument("--head", default="slots", choices=["slots", "ctc"],
                     help="fixed slots (reads two-line plates) or CTC over 32 steps (one line)")
     ap.add_argument("--context", default="conv", choices=["conv", "gru"],
@@ -416,6 +481,12 @@ def main() -> int:
                          "epochs until the time budget")
     ap.add_argument("--backbone-lr", type=float, default=1.0, help="lr multiplier of the backbone")
     ap.add_argument("--init", default="", help="optional .pt state dict to start from")
+    ap.add_argument("--init-onnx", default="", help="start from an exported float plate_ocr.onnx (GRU context)")
+    ap.add_argument("--pseudo", default=str(ROOT / ".data" / "pseudo" / "groundtruth.csv"),
+                    help="teacher-read real crops (scripts/pseudo_label_crops.py), mix key 'pseudo'")
+    ap.add_argument("--context-p", type=float, default=0.0,
+                    help="share of real and rendered one-line plates pasted into real surrounds and cut "
+                         "like a detector box (scripts/plate_context.py)")
     ap.add_argument("--mix", default="us=0.36,br=0.08,font=0.33,hershey=0.17,neg=0.06")
     args = ap.parse_args()
 
@@ -443,6 +514,8 @@ def main() -> int:
         same = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         model.load_state_dict(same, strict=False)
         log(f"init from {args.init}: {len(same)}/{len(own)} tensors")
+    if args.init_onnx:
+        log(f"init from {args.init_onnx}: {load_onnx_weights(model, args.init_onnx)} tensors (BN folded, kept in eval)")
     frozen = list(model.features[:args.freeze].parameters())
     for p in frozen:
         p.requires_grad_(False)
@@ -453,7 +526,17 @@ def main() -> int:
     head_params = [p for n, p in model.named_parameters() if not n.startswith("features.")]
     opt = torch.optim.AdamW([{"params": backbone, "lr_mult": args.backbone_lr},
                              {"params": head_params, "lr_mult": 1.0}], lr=args.lr, weight_decay=0.02)
-    ds = PlateStream(us_train, br_train, args.fonts, args.batch, args.seed, mix)
+    pseudo_train, pseudo_val = load_pseudo(data, Path(args.pseudo))
+    log(f"teacher-read crops train {len(pseudo_train)} val {len(pseudo_val)}")
+    ds = PlateStream(us_train, br_train, args.fonts, args.batch, args.seed, mix,
+                     pseudo=pseudo_train, data=data, context_p=args.context_p)
+    # held-out US crops as the daemon cuts them from a scene: fixed, generated once
+    ctx_val = []
+    if args.context_p > 0:
+        bank, vrng = ContextBank(data, seed=99), np.random.default_rng(99)
+        fonts_v = FontPlateRenderer(args.fonts).text_fonts
+        ctx_val = [(n, in_context(c, vrng, bank, fonts_v), t) for n, c, t in us_val]
+        del bank
     loader = torch.utils.data.DataLoader(
         ds, batch_size=None, num_workers=args.workers, pin_memory=device.type == "cuda",
         worker_init_fn=_worker_init, persistent_workers=False,
@@ -474,6 +557,10 @@ def main() -> int:
                 break
             model.train()
             model.features[:args.freeze].eval()  # frozen part: BN statistics fixed too
+            if args.init_onnx:  # folded BNs hold the exported function: no batch statistics
+                for m in model.features:
+                    if isinstance(m, nn.BatchNorm2d):
+                        m.eval()
             x0 = xb.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
             y = yb.to(device, non_blocking=True)
             for r in range(max(1, args.reuse)):
@@ -491,21 +578,26 @@ def main() -> int:
             lv = float(loss.detach()) if step % 10 == 0 or device.type == "cpu" else None
             if lv is not None:
                 loss_avg = lv if loss_avg is None else 0.9 * loss_avg + 0.1 * lv
-            if time.time() - last_report > (30 if device.type == "cuda" else 15):
+            if time.time() - last_report > (30 if device.type == "cuda" else args.report_every):
                 last_report = time.time()
                 val = score(predict(ema.module, [c for _, c, _ in us_val], device), [t for *_, t in us_val])
+                extra = {name: score(predict(ema.module, [c for _, c, _ in vs], device), [t for *_, t in vs])
+                         for name, vs in (("ctx", ctx_val), ("pseudo", pseudo_val)) if vs}
                 rate = seen / (time.time() - train_start)
-                history.append({"t": round(time.time() - T0, 1), "step": step, "loss": loss_avg, **val})
+                history.append({"t": round(time.time() - T0, 1), "step": step, "loss": loss_avg, **val,
+                                **{f"{k}_exact": v["exact"] for k, v in extra.items()}})
                 log(f"step {step} seen {seen} ({rate:.0f}/s) lr {lr:.2e} loss {loss_avg:.4f} "
-                    f"val(EMA) exact {val['exact']:.3f} 1-edit {val['within1']:.3f}")
+                    f"val(EMA) exact {val['exact']:.3f} 1-edit {val['within1']:.3f} "
+                    + " ".join(f"{k} {v['exact']:.3f}" for k, v in extra.items()))
                 torch.save(ema.module.state_dict(), out / "plate_ocr.pt")
     except Exception:  # noqa: BLE001 - keep what was learnt, still export
         log("training stopped by an error:\n" + traceback.format_exc())
     log(f"training done: {step} steps, {seen} samples, {time.time() - train_start:.0f}s")
 
     # ----- pick raw or EMA weights on the validation split, export, verify
-    truths = [t for *_, t in us_val]
-    crops = [c for _, c, _ in us_val]
+    # (in-context US crops count too when they exist: the daemon's crops look like them)
+    truths = [t for *_, t in us_val + ctx_val]
+    crops = [c for _, c, _ in us_val + ctx_val]
     candidates = {}
     for name, m in (("ema", ema.module), ("raw", model)):
         try:
