@@ -82,6 +82,10 @@ def test_bad_rows_say_what_is_wrong(row, problem):
         make_entry(row, CFG)
 
 
+def test_runs_of_stars_are_stored_as_one():
+    assert make_entry({"plate": "**" * 30 + "abc", "category": "bolo"}, CFG).pattern == "*ABC"
+
+
 def test_denied_categories_come_from_the_config():
     cfg = HotlistConfig(denied_categories=("bolo",))
     with pytest.raises(EntryError, match="denied by policy"):

@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from alprd.config import HotlistConfig
-from alprd.hotlist.match import is_wildcard
+from alprd.hotlist.match import fold_stars, is_wildcard
 
 MAX_PATTERN_LEN = 10
 MIN_WILDCARD_LITERALS = 3  # "*" alone would match every car on the road
@@ -105,8 +105,8 @@ def normalize_category(text: str) -> str:
 
 
 def normalize_pattern(text: str) -> str:
-    """Upper-case, drop spaces, dashes and dots; refuse anything else that is not a plate."""
-    p = _SEPARATORS.sub("", str(text).upper())
+    """Upper-case, drop spaces, dashes and dots, fold ``**`` to ``*``; refuse what is not a plate."""
+    p = fold_stars(_SEPARATORS.sub("", str(text).upper()))
     if not p:
         raise EntryError("no plate (the plate/pattern column is empty)")
     if not _PATTERN_CHARS.match(p):
