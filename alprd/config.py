@@ -28,8 +28,8 @@ class ConfigError(ValueError):
     """A configuration problem, worded for the person who has to fix the file."""
 
 
-# Shown masked in errors, as are all values read from the environment.
-SECRET_KEYS = frozenset({("uplink", "username"), ("uplink", "password"), ("hotlist", "sync_key")})
+# Keys whose values errors never show, nor any value read from the environment.
+SECRET_KEYS = frozenset({"password", "sync_key"})
 MAX_SHOWN = 60  # characters of a value or key an error shows
 
 
@@ -297,7 +297,7 @@ def _describe(err: ValidationError, resolved: set[tuple[str, ...]]) -> str:
         if e["type"] == "extra_forbidden":
             lines.append(f"{key}: unknown key (check the spelling against config/alprd.example.toml)")
             continue
-        secret = loc[:2] in SECRET_KEYS or any(loc[:len(r)] == r for r in resolved)
+        secret = not SECRET_KEYS.isdisjoint(loc) or any(loc[:len(r)] == r for r in resolved)
         fix = " (inf and nan are not allowed: write a finite number)" if e["type"] == "finite_number" else ""
         lines.append(f"{key}{_shown(e.get('input'), secret)}: {e['msg']}{fix}")
     return "\n".join(lines)
