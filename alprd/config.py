@@ -175,7 +175,7 @@ class HotlistConfig(Section):
     def _category_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
         for name in names:
             if not re.fullmatch(r"[a-z0-9_]+", name):
-                raise ValueError(f"category {_clip(repr(name))}: use lower-case letters, digits "
+                raise ValueError(f"category {clip(repr(name))}: use lower-case letters, digits "
                                  "and _ (e.g. stolen_vehicle)")
         return names
 
@@ -272,28 +272,29 @@ def _resolve_env(value: Any, where: tuple[str, ...], resolved: set[tuple[str, ..
     if isinstance(value, str) and value.startswith("env:"):
         name = value[4:]
         if name not in os.environ:
-            raise ConfigError(f"{_clip('.'.join(where))}: environment variable {_clip(name)} is not set "
+            raise ConfigError(f"{clip('.'.join(where))}: environment variable {clip(name)} is not set "
                               "(set it, or write the value)")
         resolved.add(where)
         return os.environ[name]
     return value
 
 
-def _clip(text: str) -> str:
+def clip(text: str) -> str:
+    """A long value cut to a prefix and its length: errors must not echo megabytes."""
     return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(text):,} characters)"
 
 
 def _shown(value: Any, secret: bool) -> str:
     if isinstance(value, dict):
         return ""
-    return " = (secret, not shown)" if secret else f" = {_clip(repr(value))}"
+    return " = (secret, not shown)" if secret else f" = {clip(repr(value))}"
 
 
 def _describe(err: ValidationError, resolved: set[tuple[str, ...]]) -> str:
     lines = []
     for e in err.errors():
         loc = tuple(str(p) for p in e["loc"])
-        key = _clip(".".join(loc)) or "(top level)"
+        key = clip(".".join(loc)) or "(top level)"
         if e["type"] == "extra_forbidden":
             lines.append(f"{key}: unknown key (check the spelling against config/alprd.example.toml)")
             continue
