@@ -5,6 +5,9 @@ reads configuration from globals. Every section forbids unknown keys so that a
 typo is an error naming the key rather than a silently ignored setting.
 Secrets may come from the environment: any string value written as
 ``"env:NAME"`` is replaced by the value of environment variable ``NAME``.
+Errors never show a secret (a secret key, or any value from the environment),
+nor more than a short prefix of a long value. Floats must be finite: ``inf``
+would quietly switch a limit off, ``nan`` compares false with everything.
 """
 
 from __future__ import annotations
@@ -25,8 +28,13 @@ class ConfigError(ValueError):
     """A configuration problem, worded for the person who has to fix the file."""
 
 
+# Keys whose values errors never show, nor any value read from the environment.
+SECRET_KEYS = frozenset({"password", "sync_key"})
+MAX_SHOWN = 60  # characters of a value or key an error shows
+
+
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 class DeviceConfig(Section):
@@ -167,7 +175,8 @@ class HotlistConfig(Section):
     def _category_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
         for name in names:
             if not re.fullmatch(r"[a-z0-9_]+", name):
-                raise ValueError(f"category {name!r}: use lower-case letters, digits and _ (e.g. stolen_vehicle)")
+                raise ValueError(f"category {clip(repr(name))}: use lower-case letters, digits "
+                                 "and _ (e.g. stolen_vehicle)")
         return names
 
     @field_validator("sync_key")
@@ -254,39 +263,54 @@ class Config(Section):
         return gps
 
 
-def _resolve_env(value: Any, where: str) -> Any:
-    """Replace ``"env:NAME"`` strings by the environment variable, recursively."""
+def _resolve_env(value: Any, where: tuple[str, ...], resolved: set[tuple[str, ...]]) -> Any:
+    """Replace ``"env:NAME"`` strings by the environment variable, recursively; note where."""
     if isinstance(value, dict):
-        return {k: _resolve_env(v, f"{where}.{k}" if where else k) for k, v in value.items()}
+        return {k: _resolve_env(v, (*where, k), resolved) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_env(v, where) for v in value]
+        return [_resolve_env(v, where, resolved) for v in value]
     if isinstance(value, str) and value.startswith("env:"):
         name = value[4:]
         if name not in os.environ:
-            raise ConfigError(f"{where}: environment variable {name} is not set (set it, or write the value)")
+            raise ConfigError(f"{clip('.'.join(where))}: environment variable {clip(name)} is not set "
+                              "(set it, or write the value)")
+        resolved.add(where)
         return os.environ[name]
     return value
 
 
-def _describe(err: ValidationError) -> str:
+def clip(text: str) -> str:
+    """A long value cut to a prefix and its length: errors must not echo megabytes."""
+    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}... ({len(text):,} characters)"
+
+
+def _shown(value: Any, secret: bool) -> str:
+    if isinstance(value, dict):
+        return ""
+    return " = (secret, not shown)" if secret else f" = {clip(repr(value))}"
+
+
+def _describe(err: ValidationError, resolved: set[tuple[str, ...]]) -> str:
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        loc = tuple(str(p) for p in e["loc"])
+        key = clip(".".join(loc)) or "(top level)"
         if e["type"] == "extra_forbidden":
             lines.append(f"{key}: unknown key (check the spelling against config/alprd.example.toml)")
             continue
-        value = e.get("input")
-        shown = "" if isinstance(value, dict) else f" = {value!r}"
-        lines.append(f"{key}{shown}: {e['msg']}")
+        secret = not SECRET_KEYS.isdisjoint(loc) or any(loc[:len(r)] == r for r in resolved)
+        fix = " (inf and nan are not allowed: write a finite number)" if e["type"] == "finite_number" else ""
+        lines.append(f"{key}{_shown(e.get('input'), secret)}: {e['msg']}{fix}")
     return "\n".join(lines)
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:
     """Validate a plain dict (already parsed TOML) into a Config."""
+    resolved: set[tuple[str, ...]] = set()
     try:
-        return Config.model_validate(_resolve_env(data, ""))
+        return Config.model_validate(_resolve_env(data, (), resolved))
     except ValidationError as err:
-        raise ConfigError(_describe(err)) from None
+        raise ConfigError(_describe(err, resolved)) from None
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -300,8 +324,16 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"{p}: no such file (copy config/alprd.example.toml and edit it)") from None
     except PermissionError:
         raise ConfigError(f"{p}: permission denied (run as the alprd user, or with sudo)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a folder (give the path of the .toml file)") from None
+    except OSError as err:
+        raise ConfigError(f"{p}: cannot be read: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {err.start}); save the file as UTF-8") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{p}: not valid TOML: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: not valid TOML: arrays or tables nested too deeply") from None
     try:
         return config_from_dict(data)
     except ConfigError as err:

@@ -38,7 +38,7 @@ def test_read_skips_a_file_that_is_not_an_image(tmp_path, capsys):
     bad = tmp_path / "notes.jpg"
     bad.write_text("not a jpeg")
     assert main(["read", str(bad)]) == 1
-    assert "not a readable image" in capsys.readouterr().err
+    assert "notes.jpg: not a JPEG, PNG, BMP or WebP image" in capsys.readouterr().err
 
 
 def test_eval_on_a_flat_folder_with_plate_truth(tmp_path, capsys):

@@ -41,6 +41,11 @@ def test_values_are_typed(tmp_path):
         ('[gps]\nmode = "fixed"\n', ["gps.latitude"]),
         ("[vision]\ndetector_input = 700\n", ["vision.detector_input", "700", "multiple of 32"]),
         ("[camera\n", ["not valid TOML"]),
+        ("[hotlist]\nalert_repeat_window_s = inf\n", ["hotlist.alert_repeat_window_s", "inf", "finite number"]),
+        ("[gps]\nlatitude = nan\n", ["gps.latitude", "nan", "finite number"]),
+        ("[camera]\nfps = -inf\n", ["camera.fps", "-inf", "finite number"]),
+        ("[vision]\nthreads = inf\n", ["vision.threads", "finite number"]),
+        ("[hotlist]\ncategories = [\"bolo\", 1e999]\n", ["hotlist.categories", "inf"]),
     ],
 )
 def test_bad_files_name_key_value_and_what_is_allowed(tmp_path, text, expected):
@@ -65,6 +70,46 @@ def test_missing_environment_secret_is_an_error(tmp_path, monkeypatch):
     monkeypatch.delenv("NOPE_PW", raising=False)
     with pytest.raises(ConfigError, match="uplink.password: environment variable NOPE_PW is not set"):
         load_config(write(tmp_path, '[uplink]\npassword = "env:NOPE_PW"\n'))
+
+
+@pytest.mark.parametrize("text", [
+    '[hotlist]\nsync_key = "tooshort-secret"\n',
+    '[uplink]\npassword = 12345678\n',
+    '[camera]\nfps = "env:CAM_SECRET"\n',
+    '[device]\nagency = "env:CAM_SECRET"\n',
+])
+def test_errors_never_show_secrets(tmp_path, monkeypatch, text):
+    monkeypatch.setenv("CAM_SECRET", "tooshort-secret-" + "x" * 200)
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    assert "(secret, not shown)" in str(err.value)
+    assert "tooshort-secret" not in str(err.value) and "12345678" not in str(err.value)
+
+
+def test_errors_show_a_short_prefix_of_a_huge_value(tmp_path):
+    huge = "x" * 10_000_000
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, f'[device]\nagency = "{huge}"\n[{huge}]\n'))
+    message = str(err.value)
+    assert len(message) < 1000
+    assert "device.agency = 'xxx" in message and "10,000,002 characters" in message
+    assert "10,000,000 characters): unknown key" in message
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"[camera]\nfps = 10 \xff\n", "not UTF-8"),
+    (b"a = " + b"[" * 100_000, "not valid TOML"),
+])
+def test_unreadable_contents_are_config_errors(tmp_path, content, problem):
+    p = tmp_path / "alprd.toml"
+    p.write_bytes(content)
+    with pytest.raises(ConfigError, match=problem):
+        load_config(p)
+
+
+def test_a_folder_is_not_a_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path)
 
 
 def test_config_check_command(tmp_path, capsys, monkeypatch):

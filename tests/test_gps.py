@@ -59,6 +59,36 @@ def test_corrupt_and_unchecked_sentences_are_counted_and_skipped():
     assert t.fix is None and t.counters.garbage == 6
 
 
+@pytest.mark.parametrize("body, reason", [
+    ("GPRMC,123519,A,4807.038,,01131.000,E,022.4,084.4,230394,003.1,W", "latitude without hemisphere"),
+    ("GPGGA,123520,4807.040,N,01131.002,,1,08,0.9,545.4,M,46.9,M,,", "longitude without hemisphere"),
+    ("GPRMC,123519,A,4807.038,N,01131.000,E,nan,084.4,230394,003.1,W", "speed out of range"),
+    ("GPRMC,123519,A,4807.038,N,01131.000,E,inf,084.4,230394,003.1,W", "speed out of range"),
+    ("GPRMC,123519,A,4807.038,N,01131.000,E,-3.0,084.4,230394,003.1,W", "speed out of range"),
+    ("GPVTG,084.4,T,034.4,M,022.4,N,-41.5,K", "speed out of range"),
+    ("GPVTG,nan,T,034.4,M,022.4,N,41.5,K", "course out of range"),
+    ("GPGGA,123520,4807.040,N,01131.002,E,1,08,inf,545.4,M,46.9,M,,", "hdop out of range"),
+    ("GPRMC,123519,A,4860.000,N,01131.000,E,022.4,084.4,230394,003.1,W", "latitude minutes >= 60"),
+    ("GPRMC,123519,A,4807.038,N,01175.000,E,022.4,084.4,230394,003.1,W", "longitude minutes >= 60"),
+    ("GPRMC,123519,A,9100.000,N,01131.000,E,022.4,084.4,230394,003.1,W", "latitude beyond 90"),
+    ("GPRMC,123519,A,4807.038,N,18100.000,E,022.4,084.4,230394,003.1,W", "longitude beyond 180"),
+    ("GPRMC,123519,A,48.07038,N,01131.000,E,022.4,084.4,230394,003.1,W", "latitude not ddmm.mmmm"),
+])
+def test_impossible_values_are_rejected_by_reason_and_keep_the_last_fix(body, reason):
+    t = NmeaTracker()
+    assert feed(t, RMC) == [True]
+    before = t.fix
+    assert feed(t, nmea(body)) == [False]
+    assert t.fix == before and t.fix.lat > 48 and t.fix.lon > 11
+    assert t.counters.rejected == {reason: 1} and t.counters.garbage == 1
+
+
+def test_southern_and_western_positions_are_negative():
+    t = NmeaTracker()
+    feed(t, nmea("GPRMC,123519,A,3352.500,S,15112.750,W,0.0,,230394,,"))
+    assert (t.fix.lat, t.fix.lon) == (pytest.approx(-33.875), pytest.approx(-151.2125))
+
+
 def test_lost_fix_keeps_last_position_which_then_goes_stale():
     t = NmeaTracker()
     feed(t, RMC, GGA, now=100.0)
@@ -166,6 +196,7 @@ def test_serial_reader_survives_garbage_and_unplugging(receiver):
         st_ = reader.status()
         assert st_["connected"] and st_["fix"]["state"] == "current"
         assert st_["satellites"] == 8 and st_["garbage"] >= 2
+        assert st_["rejected"]["bad checksum"] >= 1  # "$GPRMC,bad*00"
         fix = reader.current()
         assert isinstance(fix, Fix) and fix.lat == pytest.approx(48.1173, abs=1e-3)
 

@@ -159,6 +159,16 @@ def test_a_file_with_no_usable_row_changes_nothing(cli, tmp_path):
     assert [r["pattern"] for r in repository.list_entries(cli.store, officer_only=False)] == ["KEEP11"]
 
 
+def test_a_file_that_is_not_utf8_changes_nothing_and_names_the_line(cli, tmp_path, capsys):
+    repository.replace_department_list(cli.store, [Entry("KEEP11", "bolo")], "test")
+    f = tmp_path / "latin1.csv"
+    f.write_bytes("plate,category\nABC123,bolo\nCAF\u00c9,bolo\n".encode("latin-1"))
+    assert cli("hotlist", "import", str(f), "--user", "sup1") == 2
+    err = capsys.readouterr().err
+    assert f"{f}: line 3 is not UTF-8 text" in err and "Traceback" not in err
+    assert [r["pattern"] for r in repository.list_entries(cli.store, officer_only=False)] == ["KEEP11"]
+
+
 def test_cli_alert_list_and_disposition(cli, tmp_path, capsys):
     store = cli.store
     repository.replace_department_list(store, [Entry("ABC123", "stolen_vehicle")], "test")

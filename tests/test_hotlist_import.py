@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
@@ -66,6 +67,42 @@ def test_json_lines_and_documents():
     assert result.errors[0].where == "entry 2"
 
 
+def test_rows_the_csv_module_cannot_read_are_skipped_by_line():
+    text = ("plate,category\n"
+            "AAA111,bolo\n"
+            + "B" * 200_000 + ",bolo\n"  # past the csv module's field limit
+            "CCC333,bolo\n"
+            "D\x00D444,bolo\n"
+            '"EEE555,bolo\n'  # a quote never closed: swallows the rest
+            "FFF666,bolo\n")
+    result = parse_file_text(text.encode(), "csv", CFG)
+    assert [e.pattern for e in result.entries] == ["AAA111", "CCC333"]
+    errors = {e.where: e.message for e in result.errors}
+    assert set(errors) == {"line 3", "line 5", "lines 6-7"}
+    assert errors["line 3"].startswith("not valid CSV (field larger than field limit")
+    assert "characters other than" in errors["line 5"]
+    assert "quote left open" in errors["lines 6-7"]
+    assert all(len(e) < 300 for e in errors.values())
+
+
+@pytest.mark.parametrize("data, problem", [
+    (b"plate,category\nAAA111,bolo\nCAF\xc9,bolo\n", "line 3 is not UTF-8 text (byte 0xC9)"),
+    (b"\xff\xfep\x00l\x00", "line 1 is not UTF-8"),  # UTF-16
+])
+def test_a_file_that_is_not_utf8_is_refused_naming_the_line(data, problem):
+    with pytest.raises(EntryError, match=re.escape(problem) + ".*iconv"):
+        parse_file_text(data, "csv", CFG)
+
+
+def test_json_nested_too_deeply_and_huge_numbers_are_row_errors():
+    deep = "[" * 100_000
+    result = parse_file_text(f'{deep}\n{{"plate": "ABC123", "category": "bolo", "priority": 1e999}}\n'
+                             '{"plate": "DEF456", "category": "bolo"}\n', "json", CFG)
+    assert [e.pattern for e in result.entries] == ["DEF456"]
+    assert [str(e) for e in result.errors] == ["line 1: not valid JSON (nested too deeply)",
+                                               "line 2: priority inf is not a whole number"]
+
+
 def test_a_file_without_a_plate_column_is_refused_as_a_whole():
     with pytest.raises(EntryError, match="no plate column"):
         parse_file_text("make,model\nFord,Focus\n", "csv", CFG)
@@ -80,6 +117,10 @@ def test_a_file_without_a_plate_column_is_refused_as_a_whole():
 def test_bad_rows_say_what_is_wrong(row, problem):
     with pytest.raises(EntryError, match=problem):
         make_entry(row, CFG)
+
+
+def test_runs_of_stars_are_stored_as_one():
+    assert make_entry({"plate": "**" * 30 + "abc", "category": "bolo"}, CFG).pattern == "*ABC"
 
 
 def test_denied_categories_come_from_the_config():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,6 +14,7 @@ from alprd.hotlist.match import (
     MatchKind,
     PlateIndex,
     canonical,
+    glob_match,
     one_indel_apart,
 )
 
@@ -92,3 +96,20 @@ def test_wildcards_match_what_they_cover(plate, data):
     if "?" in pattern:
         assert found[pattern] == MatchKind.PARTIAL
         assert pattern not in kinds(index, plate + "X")
+
+
+@pytest.mark.timeout(20)  # the regex this replaced took minutes per read on such a pattern
+def test_a_pattern_of_many_stars_matches_at_once():
+    hostile = "*" * 60 + "ABC"
+    many = "*A" * 10 + "*"
+    index = PlateIndex([hostile, many, "K*99"])
+    assert kinds(index, "XYZABC") == {hostile: MatchKind.PARTIAL}
+    assert kinds(index, "AAAAAAAAAA") == {many: MatchKind.PARTIAL}
+    for read in ("XYZABD", "AB" * 9, "ABCABCABCX"):  # "AB" * 9: one A short
+        assert kinds(index, read) == {}
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet="AB?*", max_size=10), st.text(alphabet="AB", max_size=10))
+def test_glob_match_agrees_with_fnmatch(pattern, text):
+    assert glob_match(pattern, text) == fnmatch.fnmatchcase(text, pattern)

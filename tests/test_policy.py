@@ -144,6 +144,24 @@ def test_purge_deletes_only_old_uploaded_unheld_reads(store):
     assert purge(store, 30, now=NOW).deleted == 0  # nothing left to do
 
 
+def test_a_read_stamped_in_the_future_ages_from_its_upload(store):
+    """A clock set ten years ahead at capture must not keep the read for ten years."""
+    def future_read(plate: str, uploaded_days_ago: float) -> str:
+        read = Read(plate, 0.9, (0.9,) * len(plate), "cam0", "dev1", ts=iso(NOW + timedelta(days=3650)))
+        store.insert_read(read)
+        store.mark_uploaded([read.id], when=iso(NOW - timedelta(days=uploaded_days_ago)))
+        return read.id
+
+    future_read("FUT001", 31)
+    kept = future_read("FUT002", 29)
+    unsent = Read("FUT003", 0.9, (0.9,) * 6, "cam0", "dev1", ts=iso(NOW + timedelta(days=3650)))
+    store.insert_read(unsent)
+    assert purge(store, 30, now=NOW).deleted == 1
+    assert {r["id"] for r in store.query("SELECT id FROM reads")} == {kept, unsent.id}
+    month = iso(NOW - timedelta(days=31))[:7]
+    assert store.query("SELECT month, n FROM usage_archive WHERE metric = 'reads'") == [{"month": month, "n": 1}]
+
+
 def test_purge_works_in_batches(store, monkeypatch):
     monkeypatch.setattr("alprd.policy.retention.BATCH", 7)
     for i in range(30):

@@ -18,6 +18,8 @@ import numpy as np
 
 from alprd import synth
 from alprd.config import CameraConfig
+from alprd.imageio import ImageError, read_image
+from alprd.log import get_logger
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -118,7 +120,7 @@ class VideoFileSource:
 
 
 class ImageFolderSource:
-    """Replays the images of a folder in name order; unreadable files are skipped."""
+    """Replays the images of a folder in name order; unreadable or oversized files are skipped."""
 
     def __init__(self, cfg: CameraConfig, on_bad_file=None):
         self.cfg = cfg
@@ -129,6 +131,7 @@ class ImageFolderSource:
         self._pace = _Paced(cfg.fps, cfg.realtime)
         self.skipped: list[Path] = []
         self._on_bad_file = on_bad_file
+        self.log = get_logger("alprd.capture").bind(camera=cfg.id)
 
     def open(self) -> None:
         folder = Path(self.cfg.path)
@@ -148,8 +151,10 @@ class ImageFolderSource:
                 self._pos = 0
             path = self._files[self._pos]
             self._pos += 1
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
+            try:
+                image = read_image(path)
+            except ImageError as err:
+                self.log.warning("image_skipped", error=str(err))
                 self.skipped.append(path)
                 if self._on_bad_file:
                     self._on_bad_file(path)

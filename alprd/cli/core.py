@@ -9,11 +9,10 @@ import resource
 import sys
 from pathlib import Path
 
-import cv2
-
 from alprd.capture import CaptureError, SyntheticSource
 from alprd.config import Config, ConfigError, load_config
 from alprd.daemon import Daemon, build_daemon
+from alprd.imageio import ImageError, read_image
 from alprd.log import setup_logging
 from alprd.store import Read, StoreError
 from alprd.vision import load_reader
@@ -117,9 +116,10 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
         return _fail(err)
     status = 0
     for path in args.images:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            print(f"alprd: {path}: not a readable image (jpg/png expected); skipped", file=sys.stderr)
+        try:
+            image = read_image(path)
+        except ImageError as err:
+            print(f"alprd: {err}; skipped", file=sys.stderr)
             status = 1
             continue
         sightings = reader.read(image)

@@ -101,8 +101,8 @@ def _parse_file(args: argparse.Namespace, config: Config) -> ParseResult:
     if kind == "auto":
         kind = "json" if args.file.suffix.lower() in (".json", ".jsonl") else "csv"
     try:
-        text = args.file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
+        text = args.file.read_bytes()
+    except OSError as err:
         raise ValueError(f"{args.file}: cannot read ({err}); give a UTF-8 CSV or JSON file") from None
     defaults = {k: v for k, v in (("category", args.category),
                                   ("source", getattr(args, "source", None) or args.file.name)) if v}

@@ -81,6 +81,7 @@ class SerialGps:
                 "fix": t.fix.describe(self.cfg.max_fix_age_s, now) if t.fix else None,
                 "quality": t.quality, "satellites": t.satellites, "hdop": t.hdop,
                 "sentences": t.counters.sentences, "garbage": t.counters.garbage + self.lines.dropped,
+                "rejected": dict(t.counters.rejected),
                 "bytes": self.bytes_read, "last_sentence_age_s": None if last is None else round(now - last, 1),
                 "opens": self.opens, "last_error": self.last_error, "hint": self.hint,
                 "disconnected_since": None if self.connected else self.disconnected_since,

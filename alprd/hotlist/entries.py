@@ -11,6 +11,8 @@ rules live in one place:
 - the plate pattern uses A-Z, 0-9 and the wildcards ``?`` and ``*``.
 
 A bad row is reported with where it was (``line 7``) and skipped; the others load.
+A file that is not UTF-8 is refused whole, naming the first line that is not
+(its other rows could be mis-decoded without a trace), and the list in use stays.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from alprd.config import HotlistConfig
-from alprd.hotlist.match import is_wildcard
+from alprd.config import HotlistConfig, clip
+from alprd.hotlist.match import fold_stars, is_wildcard
 
 MAX_PATTERN_LEN = 10
 MIN_WILDCARD_LITERALS = 3  # "*" alone would match every car on the road
@@ -105,16 +107,16 @@ def normalize_category(text: str) -> str:
 
 
 def normalize_pattern(text: str) -> str:
-    """Upper-case, drop spaces, dashes and dots; refuse anything else that is not a plate."""
-    p = _SEPARATORS.sub("", str(text).upper())
+    """Upper-case, drop spaces, dashes and dots, fold ``**`` to ``*``; refuse what is not a plate."""
+    p = fold_stars(_SEPARATORS.sub("", str(text).upper()))
     if not p:
         raise EntryError("no plate (the plate/pattern column is empty)")
     if not _PATTERN_CHARS.match(p):
-        raise EntryError(f"plate {text!r} has characters other than A-Z, 0-9, ? and *")
+        raise EntryError(f"plate {clip(repr(text))} has characters other than A-Z, 0-9, ? and *")
     if len(p.replace("*", "")) > MAX_PATTERN_LEN:
-        raise EntryError(f"plate {text!r} is longer than {MAX_PATTERN_LEN} characters")
+        raise EntryError(f"plate {clip(repr(text))} is longer than {MAX_PATTERN_LEN} characters")
     if is_wildcard(p) and len(p) - p.count("?") - p.count("*") < MIN_WILDCARD_LITERALS:
-        raise EntryError(f"partial plate {text!r} needs at least {MIN_WILDCARD_LITERALS} known characters")
+        raise EntryError(f"partial plate {clip(repr(text))} needs at least {MIN_WILDCARD_LITERALS} known characters")
     return p
 
 
@@ -127,7 +129,7 @@ def parse_date(text: str, what: str) -> str:
             return datetime.strptime(text[:10] if fmt == "%Y-%m-%d" else text, fmt).date().isoformat()
         except ValueError:
             continue
-    raise EntryError(f"{what} date {text!r} not understood (write YYYY-MM-DD)")
+    raise EntryError(f"{what} date {clip(repr(text))} not understood (write YYYY-MM-DD)")
 
 
 def check_category(text: str, cfg: HotlistConfig) -> str:
@@ -135,10 +137,10 @@ def check_category(text: str, cfg: HotlistConfig) -> str:
     if not cat:
         raise EntryError("no category (add a category column, or give --category)")
     if cat in cfg.denied_categories:
-        raise EntryError(f"category {cat!r} is denied by policy ([hotlist] denied_categories): "
+        raise EntryError(f"category {clip(repr(cat))} is denied by policy ([hotlist] denied_categories): "
                          "hotlists may not be used for minor traffic offences")
     if cat not in cfg.categories:
-        raise EntryError(f"unknown category {cat!r} (configured: {', '.join(cfg.categories)}; "
+        raise EntryError(f"unknown category {clip(repr(cat))} (configured: {', '.join(cfg.categories)}; "
                          "add it to [hotlist] categories if it is allowed)")
     return cat
 
@@ -165,8 +167,8 @@ def make_entry(fields: Mapping[str, Any], cfg: HotlistConfig, defaults: Mapping[
                          "no personal data: remove those columns from the extract and import again")
     try:
         priority = int(values.get("priority", DEFAULT_PRIORITY))
-    except (TypeError, ValueError):
-        raise EntryError(f"priority {values['priority']!r} is not a whole number") from None
+    except (TypeError, ValueError, OverflowError):
+        raise EntryError(f"priority {clip(repr(values['priority']))} is not a whole number") from None
     lo, hi = PRIORITY_RANGE
     if not lo <= priority <= hi:
         raise EntryError(f"priority {priority} is outside {lo}..{hi} (1 = most urgent)")
@@ -212,19 +214,51 @@ def entries_from_rows(rows: Iterable[tuple[str, Any]], cfg: HotlistConfig,
     return result
 
 
+def decode_file(data: bytes) -> str:
+    """A list file's text (UTF-8, with or without BOM); EntryError naming the first line that is not."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise EntryError(f"line {line} is not UTF-8 text (byte 0x{data[err.start]:02X}); save the file as "
+                         "UTF-8 (Excel: 'CSV UTF-8'), or convert it: iconv -f latin1 -t utf-8") from None
+
+
+def _csv_records(reader: Any) -> Iterator[tuple[str, Mapping[str, Any] | csv.Error]]:
+    """(where, row or the csv module's error) for each record, however many lines it spans."""
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            yield f"line {start}", err
+            continue
+        end = reader.line_num
+        yield (f"line {start}" if end == start else f"lines {start}-{end}"), row
+
+
 def _csv_rows(text: str, result: ParseResult) -> Iterator[tuple[str, Row]]:
     reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as err:
+        raise EntryError(f"line 1: the header is not valid CSV ({err})") from None
     folded = [_fold(h) for h in header]
     if not any(_FIELD_OF.get(f) == "pattern" for f in folded):
         raise EntryError(f"no plate column in the header {header} "
                          f"(expected one of: {', '.join(FIELD_ALIASES['pattern'])})")
     result.ignored_columns = [h for h, f in zip(header, folded, strict=True)
                               if f not in _FIELD_OF and f not in PERSONAL_FIELDS]
-    for row in reader:
-        where = f"line {reader.line_num}"
-        if None in row or None in row.values():
-            yield where, EntryError(f"wrong number of fields (the header has {len(header)})")
+    for where, row in _csv_records(reader):
+        if isinstance(row, csv.Error):
+            yield where, EntryError(f"not valid CSV ({row}): a quote left open? fix or remove the row")
+        elif None in row or None in row.values():
+            message = f"wrong number of fields (the header has {len(header)})"
+            if where.startswith("lines"):
+                message += "; a quoted field runs over these lines: is a quote left open?"
+            yield where, EntryError(message)
         else:
             yield where, row
 
@@ -239,6 +273,9 @@ def json_lines(lines: Iterable[str | bytes], first: int = 1) -> Iterator[tuple[s
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             yield f"line {n}", EntryError(f"not valid JSON ({err})")
             continue
+        except RecursionError:
+            yield f"line {n}", EntryError("not valid JSON (nested too deeply)")
+            continue
         if isinstance(row, dict) and "format" in row and not ({"pattern", "plate"} & set(row)):
             continue
         yield f"line {n}", row
@@ -248,7 +285,7 @@ def _json_rows(text: str) -> Iterator[tuple[str, Row]]:
     """A document {"format", "version", "entries": [...]} or a list, else JSON Lines."""
     try:
         doc = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         doc = None
     if isinstance(doc, dict) and "entries" in doc:
         doc = doc["entries"]
@@ -258,9 +295,11 @@ def _json_rows(text: str) -> Iterator[tuple[str, Row]]:
     yield from json_lines(text.splitlines())
 
 
-def parse_file_text(text: str, kind: str, cfg: HotlistConfig,
+def parse_file_text(text: str | bytes, kind: str, cfg: HotlistConfig,
                     defaults: Mapping[str, Any] | None = None) -> ParseResult:
     """Parse a CSV (``kind='csv'``) or JSON hotlist file; raises EntryError if unusable as a whole."""
+    if isinstance(text, bytes):
+        text = decode_file(text)
     result = ParseResult()
     rows = _csv_rows(text, result) if kind == "csv" else _json_rows(text)
     return entries_from_rows(rows, cfg, defaults, result)

@@ -17,6 +17,8 @@ Wildcard patterns (``?`` one character, ``*`` any run, from partial plates of
 major crimes) are few: ``?``-only patterns are looked up by (length, wildcard
 positions); ``*`` patterns are grouped by the characters before their first
 wildcard, and only the groups whose prefix the read starts with are tried.
+They are matched by :func:`glob_match`, not a regex: ``re`` backtracks
+exponentially on a pattern of many ``*`` (a row of sixty froze the daemon).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import numpy as np
 CONFUSION_CLASSES = ("0ODQ", "1ILT", "2Z", "5S", "6G", "8B")
 _CANON = str.maketrans({c: group[0] for group in CONFUSION_CLASSES for c in group[1:]})
 WILDCARDS = frozenset("?*")
+_STAR_RUNS = re.compile(r"\*{2,}")
 
 
 class MatchKind(IntEnum):
@@ -77,9 +80,31 @@ def one_indel_apart(a: str, b: str) -> bool:
     return short in deletions(long_)
 
 
-def wildcard_regex(pattern: str) -> str:
-    """Regex source for a canonicalised wildcard pattern (letters/digits only otherwise)."""
-    return "".join("." if c == "?" else ".*" if c == "*" else c for c in canonical(pattern))
+def fold_stars(pattern: str) -> str:
+    """``A**B`` is ``A*B``: one pattern, stored and tried once."""
+    return _STAR_RUNS.sub("*", pattern)
+
+
+def glob_match(pattern: str, text: str) -> bool:
+    """Whether ``text`` is covered by ``pattern`` (``?`` one character, ``*`` any run).
+
+    Time is at most len(pattern) * len(text), however many ``*``: on a mismatch
+    only the latest ``*`` takes one more character, as an earlier ``*`` can
+    never do better than it.
+    """
+    p = t = 0
+    star = mark = -1  # the latest "*" seen, and where in text its run ends
+    while t < len(text):
+        if p < len(pattern) and pattern[p] == "*":
+            star, mark, p = p, t, p + 1
+        elif p < len(pattern) and pattern[p] in ("?", text[t]):
+            p, t = p + 1, t + 1
+        elif star >= 0:
+            mark += 1
+            p, t = star + 1, mark
+        else:
+            return False
+    return pattern[p:].strip("*") == ""
 
 
 def _hashes(keys: Iterable[str], count: int = -1) -> np.ndarray:
@@ -146,13 +171,13 @@ class PlateIndex:
         self.wildcards = wild
         # '?'-only patterns: (length, positions of '?') -> canonical literal chars -> patterns
         fixed: dict[tuple[int, tuple[int, ...]], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-        # '*' patterns: canonical characters before the first wildcard -> (regex, pattern)
-        self._runs: dict[str, list[tuple[re.Pattern[str], str]]] = defaultdict(list)
+        # '*' patterns: canonical characters before the first wildcard -> (canonical, pattern)
+        self._runs: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for p in wild:
             if "*" in p:
-                cp = canonical(p)
+                cp = fold_stars(canonical(p))
                 prefix = cp[: min(i for i in (cp.find("?"), cp.find("*")) if i >= 0)]
-                self._runs[prefix].append((re.compile(wildcard_regex(p)), p))
+                self._runs[prefix].append((cp, p))
                 continue
             holes = tuple(i for i, c in enumerate(p) if c == "?")
             literal = canonical("".join(c for c in p if c != "?"))
@@ -197,5 +222,5 @@ class PlateIndex:
         for n in self._run_prefix_lens:
             if n > len(q):
                 break
-            out.extend(p for r, p in self._runs.get(q[:n], ()) if r.fullmatch(q))
+            out.extend(p for g, p in self._runs.get(q[:n], ()) if glob_match(g, q))
         return out

@@ -3,7 +3,10 @@
 A read is purged only when it is older than the cutoff, has been uploaded, and
 is under no active evidence hold. An old read that was never uploaded is kept
 and counted (``not_uploaded``): that is a transfer-window alarm for the uplink,
-never a reason to lose data. Alerts on a purged read go with it; their monthly
+never a reason to lose data. A read stamped after its own upload (a clock set
+forward when it was captured: a GPS week rollover, an RTC reset) cannot be that
+young, so it ages from its upload instead, or it would never be purged.
+Alerts on a purged read go with it; their monthly
 counts, and the read counts, are kept in ``usage_archive`` for the annual
 report. Each run is written to ``purge_log``, the access log and the log.
 """
@@ -34,6 +37,7 @@ _HELD = ("EXISTS (SELECT 1 FROM hold_reads hr JOIN evidence_holds h ON h.id = hr
 _ARCHIVE = ("INSERT INTO usage_archive (month, metric, n) {select} "
             "ON CONFLICT (month, metric) DO UPDATE SET n = n + excluded.n")
 _IDS = "(SELECT value FROM json_each(:ids))"
+_PAST = "(ts < :cutoff OR uploaded_at < :cutoff)"  # the earlier of capture and upload: before the cutoff
 
 
 def cutoff_for(now: datetime, retention_days: int) -> str:
@@ -55,12 +59,12 @@ def _purge_batch(store: Store, cutoff: str) -> tuple[int, int]:
     """Archive the counts of, then delete, one batch of purgeable reads; (reads, alerts) deleted."""
     with store.transaction() as db:
         ids = [row[0] for row in db.execute(
-            f"SELECT id FROM reads WHERE ts < ? AND uploaded_at IS NOT NULL AND NOT {_HELD} LIMIT ?",
-            [cutoff, BATCH])]
+            f"SELECT id FROM reads WHERE {_PAST} AND uploaded_at IS NOT NULL AND NOT {_HELD} LIMIT :n",
+            {"cutoff": cutoff, "n": BATCH})]
         if not ids:
             return 0, 0
         p = {"ids": json.dumps(ids)}
-        db.execute(_ARCHIVE.format(select=f"SELECT substr(ts, 1, 7), 'reads', count(*) FROM reads "
+        db.execute(_ARCHIVE.format(select=f"SELECT substr(min(ts, uploaded_at), 1, 7), 'reads', count(*) FROM reads "
                                           f"WHERE id IN {_IDS} GROUP BY 1"), p)
         db.execute(_ARCHIVE.format(select=f"SELECT substr(ts, 1, 7), 'hits:' || coalesce(category, '?'), count(*) "
                                           f"FROM alerts WHERE read_id IN {_IDS} GROUP BY 1, 2"), p)
@@ -89,7 +93,7 @@ def purge(store: Store, retention_days: int, now: datetime | None = None, by: st
     except sqlite3.IntegrityError as err:
         raise StoreError(f"purge stopped after {deleted} reads: another table still points at a read ({err}); "
                          "that table's owner must delete or unlink its rows with the read") from None
-    held = store.query(f"SELECT count(*) AS n FROM reads WHERE ts < ? AND {_HELD}", [cutoff])[0]["n"]
+    held = store.query(f"SELECT count(*) AS n FROM reads WHERE {_PAST} AND {_HELD}", {"cutoff": cutoff})[0]["n"]
     late = store.query("SELECT count(*) AS n, min(ts) AS oldest FROM reads WHERE ts < ? AND uploaded_at IS NULL",
                        [cutoff])[0]
     result = PurgeResult(cutoff, deleted, held, late["n"], alerts, late["oldest"])

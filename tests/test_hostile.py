@@ -1,0 +1,190 @@
+"""Hostile input, fuzzed: every parser either succeeds or raises the project's own clear error.
+
+NMEA sentences (with valid checksums, so the field checks are reached), hotlist
+rows and files, configuration files and image bytes. Bounded in count, not
+time (``deadline=None``): the shared CI cores are slow and busy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+from hardware_fakes import GGA, RMC, VTG, nmea
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alprd.config import Config, ConfigError, HotlistConfig, load_config
+from alprd.gps.nmea import LineAssembler, NmeaTracker
+from alprd.hotlist.entries import (
+    FIELD_ALIASES,
+    EntryError,
+    make_entry,
+    normalize_pattern,
+    parse_file_text,
+)
+from alprd.hotlist.match import PlateIndex
+from alprd.imageio import ImageError, decode_image
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+CFG = HotlistConfig()
+
+
+# -- NMEA -------------------------------------------------------------------------
+FIELD_TEXT = st.one_of(
+    st.sampled_from(["", "A", "V", "N", "S", "E", "W", "nan", "inf", "-inf", "-1", "1e999", "0", "360.1",
+                     "4807.038", "9000.000", "9100.0", "4860.0", "18000.0", "01131.000", "123519", "230394",
+                     "999999", "1", "08", "0.9", "-0.0"]),
+    st.text(alphabet="0123456789.-+eEAVNSW", max_size=12),
+)
+VALID = [s[1:s.index("*")] for s in (RMC, GGA, VTG)]  # the bodies, without "$" and checksum
+
+
+@st.composite
+def sentences(draw) -> str:
+    """A valid sentence with a few fields replaced, or a field dropped or added; checksum recomputed."""
+    fields = draw(st.sampled_from(VALID)).split(",")
+    for _ in range(draw(st.integers(1, 3))):
+        fields[draw(st.integers(1, len(fields) - 1))] = draw(FIELD_TEXT)
+    change = draw(st.sampled_from(["none", "add", "drop"]))
+    if change == "add":
+        fields.insert(draw(st.integers(1, len(fields))), draw(FIELD_TEXT))
+    elif change == "drop":
+        fields.pop()
+    return nmea(",".join(fields))
+
+
+@FUZZ
+@given(st.lists(st.one_of(sentences(), st.text(max_size=90)), max_size=8))
+def test_nmea_sentences_never_raise_and_any_fix_is_possible(lines):
+    t = NmeaTracker()
+    for line in lines:
+        assert isinstance(t.feed_line(line, 1.0), bool)
+    assert t.counters.garbage == sum(t.counters.rejected.values())
+    if t.fix is not None:
+        assert -90 <= t.fix.lat <= 90 and -180 <= t.fix.lon <= 180
+        for value in (t.fix.speed_kmh, t.fix.heading_deg, t.fix.hdop):
+            assert value is None or (math.isfinite(value) and value >= 0)
+
+
+@FUZZ
+@given(st.binary(max_size=400))
+def test_nmea_bytes_never_raise(data):
+    t, lines = NmeaTracker(), LineAssembler()
+    for line in lines.feed(data):
+        t.feed_line(line, 1.0)
+
+
+# -- hotlist -------------------------------------------------------------------------
+ANY_VALUE = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
+    st.sampled_from(["stolen_vehicle", "bolo", "parking", "ABC123", "AB?12*", "*" * 40 + "XYZ", "2026-01-01"]),
+    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+KEYS = st.one_of(st.sampled_from([a for aliases in FIELD_ALIASES.values() for a in aliases] + ["name", "DOB"]),
+                 st.text(max_size=8))
+
+
+@FUZZ
+@given(st.dictionaries(KEYS, ANY_VALUE, max_size=8))
+def test_hotlist_rows_become_entries_or_entry_errors(row):
+    try:
+        entry = make_entry(row, CFG)
+    except EntryError as err:
+        assert str(err) and len(str(err)) < 500
+        return
+    assert normalize_pattern(entry.pattern) == entry.pattern
+    PlateIndex([entry.pattern]).match("ABC123")
+
+
+CSV_CELL = st.one_of(st.text(max_size=12), st.sampled_from(['"', ",", "\x00", "\r", "ABC123", "bolo", "9"]))
+CSV_FILES = st.lists(st.lists(CSV_CELL, max_size=5).map(",".join), max_size=6).map(
+    lambda rows: "plate,category,priority\n" + "\n".join(rows))
+JSON_FILES = st.lists(st.dictionaries(KEYS, ANY_VALUE, max_size=5), max_size=4).map(
+    lambda rows: "\n".join(json.dumps(r) for r in rows))
+HOTLIST_TEXT = st.one_of(CSV_FILES, JSON_FILES, st.text(max_size=200))
+
+
+@FUZZ
+@given(st.one_of(HOTLIST_TEXT.map(str.encode), st.binary(max_size=200)), st.sampled_from(["csv", "json"]))
+def test_hotlist_files_parse_or_raise_entry_errors(data, kind):
+    try:
+        result = parse_file_text(data, kind, CFG)
+    except EntryError as err:
+        assert str(err) and len(str(err)) < 500
+        return
+    assert all(e.where and e.message for e in result.errors)
+    PlateIndex([e.pattern for e in result.entries]).match("ABC123")
+
+
+# -- configuration ---------------------------------------------------------------------
+SECTIONS = {name: sorted(field.annotation.model_fields) for name, field in Config.model_fields.items()}
+TOML_VALUE = st.one_of(
+    st.integers(-10**20, 10**20).map(str), st.sampled_from(["inf", "-inf", "nan", "1e999", "true", "0.0", "-1"]),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.text(max_size=20).map(json.dumps), st.sampled_from(['"env:ALPRD_FUZZ_SECRET"', '"env:ALPRD_FUZZ_UNSET"']),
+    st.lists(st.integers(0, 5000).map(str), max_size=4).map(lambda v: f"[{', '.join(v)}]"),
+)
+
+
+@st.composite
+def config_files(draw) -> str:
+    lines = []
+    for section in draw(st.lists(st.sampled_from([*SECTIONS, "bogus"]), max_size=3, unique=True)):
+        lines.append(f"[{section}]")
+        keys = st.sampled_from(SECTIONS.get(section) or ["x"]) | st.from_regex(r"[a-z_]{1,8}", fullmatch=True)
+        for key in draw(st.lists(keys, max_size=4, unique=True)):
+            lines.append(f"{key} = {draw(TOML_VALUE)}")
+    return "\n".join(lines) + "\n"
+
+
+@FUZZ
+@given(st.one_of(config_files().map(str.encode), st.binary(max_size=200)))
+def test_config_files_load_or_raise_config_errors(data):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "alprd.toml"
+        path.write_bytes(data)
+        try:
+            load_config(path)
+        except ConfigError as err:
+            message = str(err)
+            assert message and len(message) < 5000
+            assert "fuzz-secret-value" not in message
+
+
+def setup_module() -> None:  # hypothesis cannot reuse a function-scoped monkeypatch
+    os.environ["ALPRD_FUZZ_SECRET"] = "fuzz-secret-value"
+    os.environ.pop("ALPRD_FUZZ_UNSET", None)
+
+
+def teardown_module() -> None:
+    os.environ.pop("ALPRD_FUZZ_SECRET", None)
+
+
+# -- images -------------------------------------------------------------------------
+_PIXELS = np.random.default_rng(2).integers(0, 255, (24, 32, 3), dtype=np.uint8)
+SAMPLES = [cv2.imencode(ext, _PIXELS)[1].tobytes() for ext in (".jpg", ".png", ".bmp", ".webp")]
+
+
+@st.composite
+def damaged_images(draw) -> bytes:
+    data = bytearray(draw(st.sampled_from(SAMPLES)))
+    for _ in range(draw(st.integers(0, 6))):
+        data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    return bytes(data[: draw(st.integers(0, len(data)))])
+
+
+@FUZZ
+@given(st.one_of(damaged_images(), st.binary(max_size=300)))
+def test_image_bytes_decode_or_raise_image_errors(data):
+    try:
+        image = decode_image(data, max_pixels=256 * 256)
+    except ImageError as err:
+        assert str(err)
+        return
+    assert image.ndim == 3 and image.shape[2] == 3 and image.shape[0] * image.shape[1] <= 256 * 256
