@@ -334,7 +334,7 @@ def test_daemon_purges_on_start(tmp_path):
     from fakes import fake_reader
     from test_pipeline import ScriptedSource
 
-    from alprd.daemon import build_daemon
+    from alprd.app import build_daemon
     from alprd.store import Store
 
     cfg = make_config(tmp_path)

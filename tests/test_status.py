@@ -14,10 +14,10 @@ import pytest
 from conftest import make_config
 from hardware_fakes import FakeReader, wait_for
 
+from alprd.app import build_daemon
 from alprd.capture import SyntheticSource
 from alprd.cli import main
 from alprd.cli.hardware import status_header, status_lines
-from alprd.daemon import build_daemon
 from alprd.daemon.status import notify, pipeline_stalled, watchdog_interval_s, write_atomically
 from alprd.store import iso
 

@@ -426,7 +426,7 @@ def test_daemon_with_uplink_enabled_uploads_its_reads(tmp_path, broker, ingest_f
     from fakes import fake_reader
     from test_pipeline import ScriptedSource
 
-    from alprd.daemon import build_daemon
+    from alprd.app import build_daemon
 
     config = make_config(tmp_path, device={"id": "car7"}, pipeline={"track_gap_s": 0.1},
                          uplink={"enabled": True, "port": broker.port, "batch_max_age_s": 0.2,

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import cv2
 
+from alprd.app import build_daemon
 from alprd.capture import CaptureError, SyntheticSource
 from alprd.config import Config, ConfigError, load_config
-from alprd.daemon import Daemon, build_daemon
+from alprd.daemon import Daemon
 from alprd.log import setup_logging
 from alprd.store import Read, StoreError
 from alprd.vision import load_reader
@@ -93,7 +94,7 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
         read_plates.append(read.plate)
         print(format_read(read), flush=True)
 
-    daemon.read_listeners.append(show)
+    daemon.on_read(show)
     print(f"alprd demo: {args.frames} synthetic 1920x1080 frames at {cfg.camera.fps:g} fps -> {cfg.store.path}")
     stats = asyncio.run(daemon.run())
     shown = source.plates_shown

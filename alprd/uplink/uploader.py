@@ -59,12 +59,14 @@ class _Sent:
 class Uploader:
     """Moves reads and alerts from SQLite to the broker; see the module docstring."""
 
-    def __init__(self, config: Config, store: Store, clock: Callable[[], float] = time.time):
+    def __init__(self, config: Config, store: Store, clock: Callable[[], float] = time.time,
+                 heartbeat_status: Callable[[], dict[str, Any]] | None = None):
+        """``heartbeat_status`` gives the heartbeat's body (the daemon's whole status); alone, the uplink's."""
         self.cfg = config.uplink
         self.device_id = config.device.id
         self.outbox = Outbox(store)
         self._clock = clock
-        self._status_fn: Callable[[], dict[str, Any]] = lambda: {"uplink": self.status()}
+        self._status_fn = heartbeat_status or (lambda: {"uplink": self.status()})
         self.topics = {k: topic(self.cfg.topic_prefix, self.device_id, k)
                        for k in ("reads", "alerts", "status", "heartbeat")}
         self._inflight: dict[int, _Sent] = {}
@@ -90,20 +92,13 @@ class Uploader:
         )
         self.link.client.on_publish = self._published
 
-    # -- wiring -----------------------------------------------------------------
-    def attach(self, daemon: Any) -> Uploader:
-        """Plug into a Daemon: service, status provider, wake-up on each committed read."""
-        daemon.services.append(self.run)
-        daemon.status_providers["uplink"] = self.status
-        daemon.read_listeners.append(self.on_read)
-        self._status_fn = daemon.status
-        return self
-
+    # -- wake-ups (in the event loop's thread) -----------------------------------
     def on_read(self, read: Read) -> None:
+        """A read was committed: look whether a batch is due."""
         self._wake.set()
 
-    def notify_alert(self) -> None:
-        """Call (in the event loop's thread) right after an alert row is committed: it goes out now."""
+    def notify_alert(self, alert: dict[str, Any] | None = None) -> None:
+        """An alert row was committed (an Alerter listener): it goes out now, ahead of the reads."""
         self._wake.set()
 
     # -- state --------------------------------------------------------------------
