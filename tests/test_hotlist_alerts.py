@@ -17,7 +17,8 @@ from alprd.hotlist import repository
 from alprd.hotlist.alerts import VERIFY_INSTRUCTION, Alerter
 from alprd.hotlist.entries import Entry
 from alprd.hotlist.live import Hotlist
-from alprd.store import Read, Store
+from alprd.records import Read
+from alprd.store import Store
 
 PASSWORD = "correct horse battery staple"
 

@@ -21,7 +21,8 @@ from conftest import Broker, make_config
 from structlog.testing import capture_logs
 
 from alprd.config import Config
-from alprd.store import Read, Store, iso, utc_now
+from alprd.records import Read, iso, utc_now
+from alprd.store import Store
 from alprd.uplink.ingest import Ingest, IngestDB
 from alprd.uplink.uploader import Uploader
 

@@ -21,7 +21,8 @@ from typing import Any, Literal
 import structlog
 
 from alprd.log import get_logger
-from alprd.store import Store, utc_now
+from alprd.records import utc_now
+from alprd.store import Store
 
 GENESIS = "0" * 64
 HASHED_FIELDS = ("ts", "username", "action", "query", "case_number", "reason", "records")

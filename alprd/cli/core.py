@@ -16,7 +16,8 @@ from alprd.capture import CaptureError, SyntheticSource
 from alprd.config import Config, ConfigError, load_config
 from alprd.daemon import Daemon
 from alprd.log import setup_logging
-from alprd.store import Read, StoreError
+from alprd.records import Read
+from alprd.store import StoreError
 from alprd.vision import load_reader
 from alprd.vision.base import ModelError
 

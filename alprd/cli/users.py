@@ -31,7 +31,8 @@ from alprd.audit import (
 from alprd.audit.accesslog import format_record
 from alprd.audit.users import may_bootstrap
 from alprd.config import Config
-from alprd.store import Store, StoreError, iso, utc_now
+from alprd.records import iso, utc_now
+from alprd.store import Store, StoreError
 
 EXIT_REFUSED = 3
 Handler = Callable[[argparse.Namespace, Config], int]

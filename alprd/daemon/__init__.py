@@ -33,7 +33,8 @@ from alprd.config import Config
 from alprd.daemon.dedupe import Deduper, Observation, Track
 from alprd.gps import Fix
 from alprd.log import get_logger
-from alprd.store import Read, Store, iso
+from alprd.records import Read, iso
+from alprd.store import Store
 from alprd.vision.reader import PlateReader, Sighting
 
 ReadListener = Callable[[Read], Awaitable[None] | None]
@@ -180,11 +181,11 @@ class Daemon:
         return Read(
             plate=s.text,
             confidence=float(s.confidence),
-            char_confidences=tuple(float(c) for c in s.char_confidences),
+            char_confidences=[float(c) for c in s.char_confidences],
             camera_id=self.config.camera.id,
             device_id=self.config.device.id,
             ts=iso(datetime.fromtimestamp(seen.wall, UTC)),
-            box=(int(d.x1), int(d.y1), int(d.x2), int(d.y2)),
+            box=[int(d.x1), int(d.y1), int(d.x2), int(d.y2)],
             frames=track.frames,
             lat=fix.lat if fix else None,
             lon=fix.lon if fix else None,

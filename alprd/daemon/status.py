@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from alprd import __version__
 from alprd.config import Config, StatusConfig
 from alprd.log import get_logger
-from alprd.store import Store, parse_iso, utc_now
+from alprd.records import parse_iso, utc_now
+from alprd.store import Store
 
 if TYPE_CHECKING:
     from alprd.daemon import Daemon

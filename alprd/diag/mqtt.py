@@ -16,7 +16,7 @@ import uuid
 
 from alprd.config import Config
 from alprd.diag import Area, Check, DiagOptions
-from alprd.store import utc_now
+from alprd.records import utc_now
 from alprd.uplink.client import make_client
 
 

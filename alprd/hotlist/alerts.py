@@ -21,7 +21,8 @@ from typing import Any
 from alprd.config import Config
 from alprd.hotlist.live import Hotlist, Match
 from alprd.log import get_logger
-from alprd.store import Read, Store, iso, parse_iso, utc_now
+from alprd.records import Read, iso, parse_iso, utc_now
+from alprd.store import Store
 
 VERIFY_INSTRUCTION = (
     "UNVERIFIED HOTLIST HIT. Confirm the plate, state and record through NCIC/state systems "

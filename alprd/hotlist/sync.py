@@ -42,7 +42,8 @@ from alprd.hotlist.entries import (
     normalize_pattern,
 )
 from alprd.log import get_logger
-from alprd.store import Store, utc_now
+from alprd.records import utc_now
+from alprd.store import Store
 from alprd.uplink.client import connect_options, make_client
 
 FORMAT = "alprd-hotlist/1"

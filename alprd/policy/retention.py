@@ -24,7 +24,8 @@ import structlog
 from alprd.audit import AccessLog
 from alprd.config import PolicyConfig
 from alprd.log import get_logger
-from alprd.store import Store, StoreError, iso, utc_now
+from alprd.records import iso, utc_now
+from alprd.store import Store, StoreError
 
 PENDING = "pending"  # the archived disposition of an alert nobody dispositioned (NULL)
 BATCH = 2000  # reads per transaction: the pipeline's inserts wait at most one batch

@@ -31,7 +31,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from alprd.config import Config
 from alprd.log import get_logger
-from alprd.store import Read, Store, parse_iso, utc_now
+from alprd.records import Read, parse_iso, utc_now
+from alprd.store import Store
 from alprd.uplink.link import Link
 from alprd.uplink.outbox import Outbox
 from alprd.uplink.policy import DAY_S, Severity, backlog_severity, batch_wait
