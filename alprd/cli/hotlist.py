@@ -25,6 +25,7 @@ from alprd.hotlist.entries import (
 )
 from alprd.hotlist.live import Hotlist
 from alprd.hotlist.sync import delta_body, publish, snapshot_body
+from alprd.log import setup_logging
 from alprd.store import Store
 
 MAX_ERRORS_SHOWN = 50
@@ -179,6 +180,7 @@ def cmd_status(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 
 def cmd_publish(args: argparse.Namespace, config: Config) -> int:
+    setup_logging(config.logging.model_copy(update={"level": "warning"}))  # the link's problems, on stderr
     try:
         entries = _parse_file(args, config).entries if args.file else []
         if args.delta:
