@@ -11,7 +11,8 @@ from fakes import fake_reader
 from test_pipeline import ScriptedSource
 
 from alprd.app import build_daemon
-from alprd.audit import AccessLog, Users
+from alprd.audit import AccessLog
+from alprd.auth import Users
 from alprd.cli import main
 from alprd.hotlist import repository
 from alprd.hotlist.alerts import VERIFY_INSTRUCTION, Alerter

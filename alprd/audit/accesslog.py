@@ -5,8 +5,8 @@ the ``prev_hash`` of the record before it, so editing, deleting or reordering a
 record breaks the chain at a place :func:`find_problems` can name. The newest
 record's seq and hash are also kept in ``audit_head``, so cutting records off
 the end shows too. Triggers refuse UPDATE and DELETE on ``access_log``; the chain
-is what catches someone who drops them. Where logging is set up (the daemon),
-every record also goes to journald, a second copy outside the database.
+is what catches someone who drops them. In the daemon (``journal=True``) every
+record also goes to journald, a second copy outside the database.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
-
-import structlog
 
 from alprd.log import get_logger
 from alprd.records import utc_now
@@ -111,8 +109,10 @@ def _query_text(query: str | dict[str, Any] | None) -> str:
 class AccessLog:
     """Append and check access records in the ``access_log`` table."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, journal: bool = False):
+        """``journal``: also log each record (the daemon's journald copy; never on a command's stdout)."""
         self.store = store
+        self.journal = journal
         self.log = get_logger("alprd.audit")
 
     def record(
@@ -137,7 +137,7 @@ class AccessLog:
             row = {"seq": seq, **fields, "prev_hash": prev, "hash": record_hash(prev, fields)}
             db["access_log"].insert(row)
             db.execute("INSERT OR REPLACE INTO audit_head(id, seq, hash) VALUES (1, ?, ?)", [seq, row["hash"]])
-        if structlog.is_configured():  # the daemon's journald copy; never on a command's stdout
+        if self.journal:
             with contextlib.suppress(ValueError, OSError):  # a closed log stream must not fail the record
                 self.log.info("access", **{k: v for k, v in row.items() if k != "prev_hash"})
         return seq
@@ -165,6 +165,14 @@ class AccessLog:
 
     def get(self, seq: int) -> AccessRecord:
         return AccessRecord(**self.store.query("SELECT * FROM access_log WHERE seq = ?", [seq])[0])
+
+    def find(self, seq: int) -> AccessRecord | None:
+        """The record ``seq``, or None when this log has none (a bundle from another unit)."""
+        rows = self.store.query("SELECT * FROM access_log WHERE seq = ?", [seq])
+        return AccessRecord(**rows[0]) if rows else None
+
+    def count(self) -> int:
+        return self.store.query("SELECT count(*) AS n FROM access_log")[0]["n"]
 
 
 def _filters(**conditions: str | None) -> tuple[str, list[Any]]:

@@ -136,6 +136,11 @@ def set_disposition(store: Store, alert_id: str, disposition: Disposition, by: s
         return cur.rowcount == 1
 
 
+def alert_ids_starting(store: Store, prefix: str, limit: int = 2) -> list[str]:
+    """Ids of alerts that start with ``prefix`` (a command takes a short, unique prefix)."""
+    return [r["id"] for r in store.query("select id from alerts where id like ? limit ?", [f"{prefix}%", limit])]
+
+
 def list_alerts(store: Store, since: str | None = None, open_only: bool = False,
                 limit: int = 100) -> list[dict[str, Any]]:
     """Newest alerts first, without payload (it holds the crop)."""

@@ -187,7 +187,7 @@ class HotlistSync:
     def handle(self, topic: str, payload: bytes) -> SyncOutcome | None:
         """Apply one message (blocking; run off the event loop); None if refused.
         The counters move last, once the list is in use (or the refusal is on record)."""
-        audit = AccessLog(self.store)
+        audit = AccessLog(self.store, journal=True)  # a daemon service
         try:
             out = apply_message(self.store, self.config.hotlist, payload, f"sync:{topic}")
         except SyncRefused as err:

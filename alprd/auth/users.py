@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from alprd.audit.accesslog import AccessLog
-from alprd.audit.passwords import check_password, dummy_hash, hash_password
+from alprd.auth.passwords import check_password, dummy_hash, hash_password
 from alprd.config import PolicyConfig
 from alprd.records import iso, utc_now
 from alprd.store import Store
