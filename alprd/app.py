@@ -20,7 +20,7 @@ from alprd.daemon.status import StatusReporter, model_info, storage_status
 from alprd.gps import FixedPosition
 from alprd.gps.serial_reader import SerialGps
 from alprd.hotlist.alerts import Alerter
-from alprd.hotlist.live import Hotlist
+from alprd.hotlist.hotlist import Hotlist
 from alprd.hotlist.sync import HotlistSync
 from alprd.policy.retention import RetentionService
 from alprd.store import Store

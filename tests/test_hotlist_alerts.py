@@ -17,7 +17,7 @@ from alprd.cli import main
 from alprd.hotlist import repository
 from alprd.hotlist.alerts import VERIFY_INSTRUCTION, Alerter
 from alprd.hotlist.entries import Entry
-from alprd.hotlist.live import Hotlist
+from alprd.hotlist.hotlist import Hotlist
 from alprd.records import Read
 from alprd.store import Store
 

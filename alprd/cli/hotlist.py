@@ -23,7 +23,7 @@ from alprd.hotlist.entries import (
     normalize_pattern,
     parse_file_text,
 )
-from alprd.hotlist.live import Hotlist
+from alprd.hotlist.hotlist import Hotlist
 from alprd.hotlist.sync import delta_body, publish, snapshot_body
 from alprd.log import setup_logging
 from alprd.store import Store

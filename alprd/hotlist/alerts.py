@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from alprd.config import Config
-from alprd.hotlist.live import Hotlist, Match
+from alprd.hotlist.hotlist import Hotlist, Match
 from alprd.log import get_logger
 from alprd.records import Read, iso, parse_iso, utc_now
 from alprd.store import Store

@@ -1,7 +1,7 @@
 """One MQTT connection kept up in paho's network thread, with readable failures.
 
 paho reconnects by itself (``loop_start``); before each of its waits the delay
-is set to a jittered exponential step (``policy.backoff_delay``) through the
+is set to a jittered exponential step (``pacing.backoff_delay``) through the
 public ``reconnect_delay_set``, so a fleet that lost the same broker spreads
 its returns. Every connection problem becomes one sentence in ``error`` that
 names the setting to check, logged when it changes, never a crash: reads keep
@@ -34,7 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from alprd.config import UplinkConfig
 from alprd.log import get_logger
 from alprd.uplink.client import connect_options, make_client
-from alprd.uplink.policy import backoff_delay
+from alprd.uplink.pacing import backoff_delay
 
 _LOGIN_REFUSED = {0x86, 0x87, 0x8C}  # bad user name or password, not authorised, bad auth method
 

@@ -35,7 +35,7 @@ from alprd.records import Read, parse_iso, utc_now
 from alprd.store import Store
 from alprd.uplink.link import Link
 from alprd.uplink.outbox import Outbox
-from alprd.uplink.policy import DAY_S, Severity, backlog_severity, batch_wait
+from alprd.uplink.pacing import DAY_S, Severity, backlog_severity, batch_wait
 from alprd.uplink.wire import encode_batch, status_payload, topic
 
 POLL_S = 5.0  # longest sleep between looks at the database
