@@ -79,7 +79,8 @@ def find_problems(rows: Sequence[dict[str, Any]], head: dict[str, Any] | None) -
         gap = seq != prev_seq + 1
         if gap:
             missing = f"{prev_seq + 1}" if seq == prev_seq + 2 else f"{prev_seq + 1}..{seq - 1}"
-            problems.append(Problem(prev_seq + 1, "deleted", f"record(s) {missing} deleted (missing before record {seq})"))
+            problems.append(Problem(prev_seq + 1, "deleted",
+                                    f"record(s) {missing} deleted (missing before record {seq})"))
         if row["prev_hash"] != prev_hash:
             actual = seq_of.get(row["prev_hash"])
             if actual is not None and actual != seq:
@@ -96,7 +97,8 @@ def find_problems(rows: Sequence[dict[str, Any]], head: dict[str, Any] | None) -
             problems.append(Problem(prev_seq + 1, "deleted",
                                     f"record(s) {prev_seq + 1}..{head['seq']} deleted from the end of the log"))
         elif head["seq"] == prev_seq and head["hash"] != prev_hash:
-            problems.append(Problem(prev_seq, "edited", f"record {prev_seq} was replaced: it is not the record last written"))
+            problems.append(Problem(prev_seq, "edited",
+                                    f"record {prev_seq} was replaced: it is not the record last written"))
     return problems
 
 

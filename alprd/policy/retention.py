@@ -64,7 +64,8 @@ def _purge_batch(store: Store, cutoff: str) -> tuple[int, int]:
         db.execute(_ARCHIVE.format(select=f"SELECT substr(ts, 1, 7), 'hits:' || coalesce(category, '?'), count(*) "
                                           f"FROM alerts WHERE read_id IN {_IDS} GROUP BY 1, 2"), p)
         db.execute(_ARCHIVE.format(select="SELECT substr(ts, 1, 7), 'disposition:' || coalesce(disposition, "
-                                          f"'{PENDING}'), count(*) FROM alerts WHERE read_id IN {_IDS} GROUP BY 1, 2"), p)
+                                          f"'{PENDING}'), count(*) FROM alerts WHERE read_id IN {_IDS} "
+                                          "GROUP BY 1, 2"), p)
         alerts = db.execute(f"DELETE FROM alerts WHERE read_id IN {_IDS}", p).rowcount
         db.execute(f"DELETE FROM hold_reads WHERE read_id IN {_IDS}", p)  # only released holds reach here
         db.execute(f"DELETE FROM reads WHERE id IN {_IDS}", p)
