@@ -110,7 +110,8 @@ def main(argv=None) -> int:
     if args.verifier:
         cand = np.mean([len(net.detect(f)) for f in frames])
         print(f"verifier: {cand:.1f} candidate boxes per frame at {args.candidate_threshold}, each verified")
-    print(f"frames: {args.scenes} 1920x1080 -> network input {blob.shape[3]}x{blob.shape[2]} (input_size={net.input_size}), "
+    print(f"frames: {args.scenes} 1920x1080 -> network input {blob.shape[3]}x{blob.shape[2]} "
+          f"(input_size={net.input_size}), "
           f"{args.frames} timed runs after {args.warmup} warm-up, {n_det / args.frames:.2f} plates/frame found")
     print(f"detect() per 1080p frame (letterbox + network + decode + NMS): median {np.median(ms):.2f} ms, "
           f"p95 {np.percentile(ms, 95):.2f} ms, min {ms.min():.2f} ms")

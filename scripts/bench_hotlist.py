@@ -28,7 +28,7 @@ from pathlib import Path
 from alprd.config import HotlistConfig
 from alprd.hotlist import repository
 from alprd.hotlist.entries import Entry
-from alprd.hotlist.live import Hotlist
+from alprd.hotlist.hotlist import Hotlist
 from alprd.hotlist.match import CONFUSION_CLASSES, PlateIndex
 from alprd.store import Store
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import cv2
 
+from alprd.app import build_daemon
 from alprd.capture import SyntheticSource
 from alprd.config import config_from_dict
-from alprd.daemon import build_daemon
 from alprd.log import setup_logging
 
 

@@ -25,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alprd.policy.search import SearchQuery, plate_strategy, search
-from alprd.store import Store, iso
+from alprd.records import iso
+from alprd.store import Store
 
 LETTERS, DIGITS = string.ascii_uppercase, string.digits
 

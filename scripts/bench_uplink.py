@@ -30,7 +30,8 @@ from conftest import Broker  # the tests' broker: same config, same cleanup
 
 from alprd.config import config_from_dict
 from alprd.log import setup_logging
-from alprd.store import Read, Store, utc_now
+from alprd.records import Read, utc_now
+from alprd.store import Store
 from alprd.synth import random_plate_text, render_plate
 from alprd.uplink.ingest import Ingest, IngestDB
 from alprd.uplink.uploader import Uploader

@@ -88,7 +88,8 @@ def main() -> int:
                         op_types_to_quantize=["Conv", "MatMul", "Gemm"])
     out = onnx.load(args.out)
     del out.metadata_props[:]
-    meta["quantized"] = f"int8 static QDQ, per-channel 7-bit weights, {len(inputs)} calibration crops, scripts/quantize_ocr.py"
+    meta["quantized"] = (f"int8 static QDQ, per-channel 7-bit weights, {len(inputs)} calibration crops, "
+                         "scripts/quantize_ocr.py")
     for k, v in meta.items():
         out.metadata_props.add(key=k, value=v)
     onnx.save(out, args.out)

@@ -13,19 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alprd.audit import (
-    AccessLog,
-    AuthError,
-    Role,
-    Sessions,
-    Users,
-    authorize,
-    check_purpose,
-    find_problems,
-    record_hash,
-)
+from alprd.audit import AccessLog, find_problems, record_hash
 from alprd.audit.accesslog import GENESIS
-from alprd.audit.users import may_bootstrap
+from alprd.auth import AuthError, Role, Sessions, Users, check_purpose
+from alprd.auth.users import may_bootstrap
+from alprd.cli.common import authorize
 from alprd.config import Config, PolicyConfig
 from alprd.store import Store
 

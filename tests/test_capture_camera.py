@@ -18,13 +18,13 @@ import pytest
 from conftest import make_config
 from hardware_fakes import FakeReader, wait_for, write_video
 
+from alprd.app import build_daemon
 from alprd.capture import CaptureError, DeviceError, VideoFileSource, open_device, open_source
 from alprd.capture.opencv_camera import OpenCVCamera, redact_url
 from alprd.capture.picamera import PiCamera
 from alprd.capture.reconnect import RateMeter, Reconnecting
 from alprd.capture.roi import RoiCrop, clip_roi
 from alprd.config import CameraConfig
-from alprd.daemon import build_daemon
 
 
 @pytest.fixture(scope="module")

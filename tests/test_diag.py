@@ -17,7 +17,8 @@ from hardware_fakes import GGA, GGA_NO_FIX, RMC, RMC_NO_FIX, VTG, FakeReader, Pt
 from alprd.cli import main
 from alprd.config import DEFAULT_MODELS_DIR
 from alprd.diag import DiagOptions, format_checks, run, worst
-from alprd.store import Read, Store, iso
+from alprd.records import Read, iso
+from alprd.store import Store
 
 FAST = DiagOptions(seconds=1.0, bench_frames=3, timeout_s=3.0)
 

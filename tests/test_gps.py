@@ -22,9 +22,9 @@ from hardware_fakes import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alprd.app import build_daemon
 from alprd.capture import SyntheticSource
 from alprd.config import GpsConfig
-from alprd.daemon import build_daemon
 from alprd.gps import Fix
 from alprd.gps.nmea import LineAssembler, NmeaTracker
 from alprd.gps.serial_reader import SerialGps

@@ -10,14 +10,16 @@ from conftest import make_config
 from fakes import fake_reader
 from test_pipeline import ScriptedSource
 
-from alprd.audit import AccessLog, Users
+from alprd.app import build_daemon
+from alprd.audit import AccessLog
+from alprd.auth import Users
 from alprd.cli import main
-from alprd.daemon import build_daemon
 from alprd.hotlist import repository
 from alprd.hotlist.alerts import VERIFY_INSTRUCTION, Alerter
 from alprd.hotlist.entries import Entry
-from alprd.hotlist.live import Hotlist
-from alprd.store import Read, Store
+from alprd.hotlist.hotlist import Hotlist
+from alprd.records import Read
+from alprd.store import Store
 
 PASSWORD = "correct horse battery staple"
 
@@ -199,5 +201,5 @@ def test_match_kinds_that_alert_are_configurable(store, tmp_path):
 def test_sync_is_attached_only_with_the_uplink_enabled(tmp_path):
     cfg = make_config(tmp_path, uplink={"enabled": True, "host": "127.0.0.1"})
     daemon = build_daemon(cfg, source=ScriptedSource([]), reader=fake_reader())
-    assert "hotlist_sync" in daemon.status_providers and "hotlist" in daemon.status_providers
+    assert "hotlist_sync" in daemon.status() and "hotlist" in daemon.status()
     daemon.store.close()

@@ -12,7 +12,7 @@ import pytest
 from alprd.config import HotlistConfig
 from alprd.hotlist import repository
 from alprd.hotlist.entries import Entry, EntryError, make_entry, parse_file_text
-from alprd.hotlist.live import Hotlist
+from alprd.hotlist.hotlist import Hotlist
 from alprd.store import Store
 
 CFG = HotlistConfig()

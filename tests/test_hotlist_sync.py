@@ -12,7 +12,7 @@ from alprd.audit import AccessLog
 from alprd.cli import main
 from alprd.hotlist import repository
 from alprd.hotlist.entries import Entry
-from alprd.hotlist.live import Hotlist
+from alprd.hotlist.hotlist import Hotlist
 from alprd.hotlist.sync import (
     HotlistSync,
     SyncRefused,

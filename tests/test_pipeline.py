@@ -57,7 +57,7 @@ def test_plate_in_consecutive_frames_is_one_read_with_best_crop(tmp_path):
     store = Store(cfg.store.path)
     d = Daemon(cfg, store, fake_reader(), ScriptedSource(script))
     seen = []
-    d.read_listeners.append(lambda r: seen.append((r.plate, store.get_read(r.id) is not None)))
+    d.on_read(lambda r: seen.append((r.plate, store.get_read(r.id) is not None)))
     stats = run(d)
     rows = store.query("select plate, confidence, frames, crop_jpeg from reads order by ts")
     assert [(r["plate"], r["frames"]) for r in rows] == [("ABC123", 3), ("XYZ789", 1)]
@@ -145,7 +145,7 @@ def test_sigterm_drains_and_exits_cleanly(tmp_path):
         texts = ["".join(rnd.choice("ABCDEFGHJKLMNPRSTUVWXYZ0123456789") for _ in range(7)) for _ in range(5000)]
         plates = [[(texts[i // 10], 0.9)] for i in range(50000)]
         d = Daemon(cfg, Store(cfg.store.path), fake_reader(), ScriptedSource(plates, fps=200, realtime=True))
-        d.read_listeners.append(lambda r: print("READ", r.plate, flush=True))
+        d.on_read(lambda r: print("READ", r.plate, flush=True))
         print("READY", flush=True)
         stats = asyncio.run(d.run())
         print("STOPPED", stats.reads, flush=True)

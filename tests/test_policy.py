@@ -21,7 +21,7 @@ from alprd.policy import evidence, release, report
 from alprd.policy.export import ExportError, verify_bundle, write_bundle
 from alprd.policy.retention import RetentionService, cutoff_for, purge
 from alprd.policy.search import SearchError, SearchQuery, plate_pattern, plate_strategy, search
-from alprd.store import Read, iso
+from alprd.records import Read, iso
 
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
 
@@ -352,7 +352,7 @@ def test_daemon_purges_on_start(tmp_path):
     from fakes import fake_reader
     from test_pipeline import ScriptedSource
 
-    from alprd.daemon import build_daemon
+    from alprd.app import build_daemon
     from alprd.store import Store
 
     cfg = make_config(tmp_path)

@@ -9,7 +9,8 @@ import pytest
 
 from alprd.audit import AccessLog
 from alprd.cli import main
-from alprd.store import Read, Store, iso
+from alprd.records import Read, iso
+from alprd.store import Store
 
 PW = {"boss": "boss password 1", "sup1": "sup1 password 1", "sup2": "sup2 password 1",
       "op1": "op1 password 11", "op2": "op2 password 11", "aud1": "aud1 password 1"}
@@ -141,6 +142,13 @@ def test_search_writes_json_crops_and_the_access_record(cli, reads, tmp_path):
     assert (rec.username, rec.records, rec.reason) == ("op1", 2, "robbery suspect vehicle, witness partial")
     assert json.loads(rec.query)["plate"] == "*BC12*"
     assert rec.ts.endswith("Z")
+
+
+def test_search_json_gives_lists_not_json_text(cli, reads):
+    rc, out, _ = cli("search", "--plate", "ABC1234", "--case", "C-1", "--json", user="op1")
+    assert rc == 0
+    [row] = [json.loads(line) for line in out.splitlines()]
+    assert row["char_confidences"] == [0.9] * 7 and row["box"] is None and row["gps_stale"] is False
 
 
 def test_search_bad_input_is_a_clear_error(cli, reads):

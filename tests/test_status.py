@@ -14,12 +14,12 @@ import pytest
 from conftest import make_config
 from hardware_fakes import FakeReader, wait_for
 
+from alprd.app import build_daemon
 from alprd.capture import SyntheticSource
 from alprd.cli import main
 from alprd.cli.hardware import status_header, status_lines
-from alprd.daemon import build_daemon
 from alprd.daemon.status import notify, pipeline_stalled, watchdog_interval_s, write_atomically
-from alprd.store import iso
+from alprd.records import iso
 
 
 def small_config(tmp_path, frames=60, **sections):

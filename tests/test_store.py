@@ -3,7 +3,8 @@ import sqlite3
 import pytest
 
 from alprd import store as store_mod
-from alprd.store import MIGRATIONS, PERSONAL_DATA_COLUMNS, Read, Store, StoreError
+from alprd.records import Read
+from alprd.store import MIGRATIONS, PERSONAL_DATA_COLUMNS, Store, StoreError
 
 
 def make_read(plate="ABC1234", **kw) -> Read:

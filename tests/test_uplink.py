@@ -21,8 +21,10 @@ from conftest import Broker, make_config
 from structlog.testing import capture_logs
 
 from alprd.config import Config
-from alprd.store import Read, Store, iso, utc_now
+from alprd.records import Read, iso, utc_now
+from alprd.store import Store
 from alprd.uplink.ingest import Ingest, IngestDB
+from alprd.uplink.link import claim_client_id
 from alprd.uplink.uploader import Uploader
 
 CROP = cv2.imencode(".jpg", np.full((24, 96, 3), 200, np.uint8))[1].tobytes()
@@ -422,11 +424,37 @@ def test_upload_drain_without_broker_fails_with_the_reason(tmp_path, store):
     assert store.backlog()[0] == 3
 
 
+def test_two_uploaders_of_one_unit_do_not_knock_each_other_off(tmp_path, broker, store):
+    """`alprd upload` while the daemon runs: same device id, two connections that both stay up."""
+    config = uplink_config(tmp_path, broker.port)
+    first, second = Running(Uploader(config, store)), Running(Uploader(config, store))
+    try:
+        links = (first.uploader.link, second.uploader.link)
+        wait_until(lambda: all(link.connected for link in links), what="both connected")
+        time.sleep(0.5)  # a broker that saw one client id twice has dropped the first by now
+        assert [(link.connected, link.connects) for link in links] == [(True, 1), (True, 1)]
+        assert links[0].client_id != links[1].client_id
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_receivers_on_one_host_claim_different_stable_client_ids(tmp_path):
+    first, lock1 = claim_client_id("alprd-ingest-host", tmp_path)
+    second, lock2 = claim_client_id("alprd-ingest-host", tmp_path)
+    assert (first, second) == ("alprd-ingest-host", "alprd-ingest-host-2")
+    lock1.close()  # the first receiver stops; its restart gets its id (and its broker session) back
+    again, lock3 = claim_client_id("alprd-ingest-host", tmp_path)
+    assert again == "alprd-ingest-host"
+    lock2.close()
+    lock3.close()
+
+
 def test_daemon_with_uplink_enabled_uploads_its_reads(tmp_path, broker, ingest_factory):
     from fakes import fake_reader
     from test_pipeline import ScriptedSource
 
-    from alprd.daemon import build_daemon
+    from alprd.app import build_daemon
 
     config = make_config(tmp_path, device={"id": "car7"}, pipeline={"track_gap_s": 0.1},
                          uplink={"enabled": True, "port": broker.port, "batch_max_age_s": 0.2,

@@ -5,8 +5,8 @@ the ``prev_hash`` of the record before it, so editing, deleting or reordering a
 record breaks the chain at a place :func:`find_problems` can name. The newest
 record's seq and hash are also kept in ``audit_head``, so cutting records off
 the end shows too. Triggers refuse UPDATE and DELETE on ``access_log``; the chain
-is what catches someone who drops them. Where logging is set up (the daemon),
-every record also goes to journald, a second copy outside the database.
+is what catches someone who drops them. In the daemon (``journal=True``) every
+record also goes to journald, a second copy outside the database.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-import structlog
-
 from alprd.log import get_logger
-from alprd.store import Store, utc_now
+from alprd.records import utc_now
+from alprd.store import Store
 
 GENESIS = "0" * 64
 HASHED_FIELDS = ("ts", "username", "action", "query", "case_number", "reason", "records")
@@ -80,7 +79,8 @@ def find_problems(rows: Sequence[dict[str, Any]], head: dict[str, Any] | None) -
         gap = seq != prev_seq + 1
         if gap:
             missing = f"{prev_seq + 1}" if seq == prev_seq + 2 else f"{prev_seq + 1}..{seq - 1}"
-            problems.append(Problem(prev_seq + 1, "deleted", f"record(s) {missing} deleted (missing before record {seq})"))
+            problems.append(Problem(prev_seq + 1, "deleted",
+                                    f"record(s) {missing} deleted (missing before record {seq})"))
         if row["prev_hash"] != prev_hash:
             actual = seq_of.get(row["prev_hash"])
             if actual is not None and actual != seq:
@@ -97,7 +97,8 @@ def find_problems(rows: Sequence[dict[str, Any]], head: dict[str, Any] | None) -
             problems.append(Problem(prev_seq + 1, "deleted",
                                     f"record(s) {prev_seq + 1}..{head['seq']} deleted from the end of the log"))
         elif head["seq"] == prev_seq and head["hash"] != prev_hash:
-            problems.append(Problem(prev_seq, "edited", f"record {prev_seq} was replaced: it is not the record last written"))
+            problems.append(Problem(prev_seq, "edited",
+                                    f"record {prev_seq} was replaced: it is not the record last written"))
     return problems
 
 
@@ -110,8 +111,10 @@ def _query_text(query: str | dict[str, Any] | None) -> str:
 class AccessLog:
     """Append and check access records in the ``access_log`` table."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, journal: bool = False):
+        """``journal``: also log each record (the daemon's journald copy; never on a command's stdout)."""
         self.store = store
+        self.journal = journal
         self.log = get_logger("alprd.audit")
 
     def record(
@@ -136,7 +139,7 @@ class AccessLog:
             row = {"seq": seq, **fields, "prev_hash": prev, "hash": record_hash(prev, fields)}
             db["access_log"].insert(row)
             db.execute("INSERT OR REPLACE INTO audit_head(id, seq, hash) VALUES (1, ?, ?)", [seq, row["hash"]])
-        if structlog.is_configured():  # the daemon's journald copy; never on a command's stdout
+        if self.journal:
             with contextlib.suppress(ValueError, OSError):  # a closed log stream must not fail the record
                 self.log.info("access", **{k: v for k, v in row.items() if k != "prev_hash"})
         return seq
@@ -164,6 +167,14 @@ class AccessLog:
 
     def get(self, seq: int) -> AccessRecord:
         return AccessRecord(**self.store.query("SELECT * FROM access_log WHERE seq = ?", [seq])[0])
+
+    def find(self, seq: int) -> AccessRecord | None:
+        """The record ``seq``, or None when this log has none (a bundle from another unit)."""
+        rows = self.store.query("SELECT * FROM access_log WHERE seq = ?", [seq])
+        return AccessRecord(**rows[0]) if rows else None
+
+    def count(self) -> int:
+        return self.store.query("SELECT count(*) AS n FROM access_log")[0]["n"]
 
 
 def _filters(**conditions: str | None) -> tuple[str, list[Any]]:

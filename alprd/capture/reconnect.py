@@ -20,7 +20,7 @@ from typing import Any
 
 from alprd.capture import CaptureError, Frame, FrameSource
 from alprd.log import get_logger
-from alprd.store import iso, utc_now
+from alprd.records import iso, utc_now
 
 BACKOFF_INITIAL_S = 0.5
 READ_FAILURES_BEFORE_REOPEN = 3  # a single dropped grab is not a lost camera

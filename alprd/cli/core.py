@@ -9,12 +9,14 @@ import resource
 import sys
 from pathlib import Path
 
+from alprd.app import build_daemon
 from alprd.capture import CaptureError, SyntheticSource
 from alprd.config import Config, ConfigError, load_config
-from alprd.daemon import Daemon, build_daemon
+from alprd.daemon import Daemon
 from alprd.imageio import ImageError, read_image
 from alprd.log import setup_logging
-from alprd.store import Read, StoreError
+from alprd.records import Read
+from alprd.store import StoreError
 from alprd.vision import load_reader
 from alprd.vision.base import ModelError
 
@@ -92,7 +94,7 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
         read_plates.append(read.plate)
         print(format_read(read), flush=True)
 
-    daemon.read_listeners.append(show)
+    daemon.on_read(show)
     print(f"alprd demo: {args.frames} synthetic 1920x1080 frames at {cfg.camera.fps:g} fps -> {cfg.store.path}")
     stats = asyncio.run(daemon.run())
     shown = source.plates_shown

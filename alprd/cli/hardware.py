@@ -13,7 +13,7 @@ from typing import Any
 from alprd.config import Config, ConfigError, load_config
 from alprd.diag import AREAS, DiagOptions, format_checks, run, worst
 from alprd.log import setup_logging
-from alprd.store import parse_iso
+from alprd.records import parse_iso
 
 EXIT_PROBLEM, EXIT_NOT_RUNNING = 1, 3
 SERVICE_STATE_DIR = "/var/lib/alprd"  # systemd StateDirectory=alprd

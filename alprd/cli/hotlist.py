@@ -11,11 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from alprd.audit import DATA_ROLES, SUPERVISOR_ROLES, add_auth_args, authorize
-from alprd.cli.users import guarded, parse_time
+from alprd.auth import DATA_ROLES, SUPERVISOR_ROLES
+from alprd.cli.common import add_auth_args, authorize, guarded, parse_time
 from alprd.config import Config
 from alprd.hotlist import repository
-from alprd.hotlist.alerts import Disposition, list_alerts, set_disposition
+from alprd.hotlist.alerts import Disposition, alert_ids_starting, list_alerts, set_disposition
 from alprd.hotlist.entries import (
     EntryError,
     ParseResult,
@@ -23,8 +23,9 @@ from alprd.hotlist.entries import (
     normalize_pattern,
     parse_file_text,
 )
-from alprd.hotlist.live import Hotlist
+from alprd.hotlist.hotlist import Hotlist
 from alprd.hotlist.sync import delta_body, publish, snapshot_body
+from alprd.log import setup_logging
 from alprd.store import Store
 
 MAX_ERRORS_SHOWN = 50
@@ -179,6 +180,7 @@ def cmd_status(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 
 def cmd_publish(args: argparse.Namespace, config: Config) -> int:
+    setup_logging(config.logging.model_copy(update={"level": "warning"}))  # the link's problems, on stderr
     try:
         entries = _parse_file(args, config).entries if args.file else []
         if args.delta:
@@ -215,7 +217,7 @@ def cmd_alert_list(args: argparse.Namespace, config: Config, store: Store) -> in
 @guarded
 def cmd_alert_disposition(args: argparse.Namespace, config: Config, store: Store) -> int:
     access = authorize(args, store, config, "alert.disposition", roles=DATA_ROLES)
-    ids = [r["id"] for r in store.query("select id from alerts where id like ? limit 2", [f"{args.alert_id}%"])]
+    ids = alert_ids_starting(store, args.alert_id)
     if len(ids) != 1:
         raise ValueError(f"alert {args.alert_id!r}: {'no such alert' if not ids else 'ambiguous, give more of the id'}"
                          " (see `alprd alert list`)")

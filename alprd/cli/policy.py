@@ -12,14 +12,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alprd.audit import (
-    AUDIT_ROLES,
-    DATA_ROLES,
-    SUPERVISOR_ROLES,
-    add_auth_args,
-    authorize,
-)
-from alprd.cli.users import guarded, parse_time
+from alprd.audit import AccessLog
+from alprd.auth import AUDIT_ROLES, DATA_ROLES, SUPERVISOR_ROLES
+from alprd.cli.common import add_auth_args, authorize, guarded, parse_time
 from alprd.config import Config
 from alprd.policy import evidence, release, report
 from alprd.policy.export import verify_bundle, write_bundle
@@ -232,12 +227,12 @@ def cmd_export_verify(args: argparse.Namespace, config: Config) -> int:
     if audit and not problems and config.store.path.exists():
         store = Store(config.store.path)
         try:
-            rows = store.query("SELECT hash FROM access_log WHERE seq = ?", [audit.get("seq")])
+            mine = AccessLog(store).find(audit.get("seq"))
         finally:
             store.close()
-        if rows and rows[0]["hash"] != audit.get("hash"):
+        if mine and mine.hash != audit.get("hash"):
             problems.append(f"audit.json differs from access record {audit.get('seq')} on this unit")
-        elif rows:
+        elif mine:
             print(f"audit record {audit['seq']} matches this unit's access log")
     for p in problems:
         print(f"FAILED: {p}")

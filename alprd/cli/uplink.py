@@ -15,6 +15,7 @@ from alprd.config import Config
 from alprd.log import setup_logging
 from alprd.store import Store, StoreError
 from alprd.uplink.ingest import Ingest, IngestDB
+from alprd.uplink.link import claim_client_id
 from alprd.uplink.uploader import Uploader
 
 
@@ -26,8 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("ingest", help="department side: receive reads from the broker into SQLite")
     p.add_argument("--db", type=Path, required=True, help="the receiver's SQLite database (created if missing)")
-    p.add_argument("--client-id", default=f"alprd-ingest-{socket.gethostname()}",
-                   help="stable id: the broker keeps this receiver's queue under it (default per host)")
+    p.add_argument("--client-id", help="stable id: the broker keeps this receiver's queue under it (default "
+                                        "alprd-ingest-HOST, -2, -3... for a second, third receiver on the host)")
     p.add_argument("--shared", metavar="GROUP",
                    help="share reads and alerts with other receivers in GROUP ($share/GROUP/...)")
     p.set_defaults(func=cmd_ingest)
@@ -74,8 +75,11 @@ async def _upload(uploader: Uploader, drain: bool, timeout: float) -> bool:
 
 def cmd_ingest(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config.logging)
+    client_id, lock = args.client_id, None
+    if not client_id:  # the lock next to the database holds the id while this receiver runs
+        client_id, lock = claim_client_id(f"alprd-ingest-{socket.gethostname()}", args.db.parent)
     db = IngestDB(args.db)
-    ingest = Ingest(config.uplink, db, args.client_id, args.shared)
+    ingest = Ingest(config.uplink, db, client_id, args.shared)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
@@ -88,4 +92,6 @@ def cmd_ingest(args: argparse.Namespace, config: Config) -> int:
     finally:
         ingest.stop()
         db.close()
+        if lock:
+            lock.close()
     return 0

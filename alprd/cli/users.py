@@ -1,94 +1,29 @@
-"""Commands for accounts and the access log: users, login, logout, audit.
-
-Also the few helpers every data command shares (opening the store, turning a
-refusal into a message and exit code, reading times from the command line).
-"""
+"""Commands for accounts and the access log: users, login, logout, audit."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, date, datetime, timedelta
-from functools import wraps
 
-from alprd.audit import (
-    ADMIN_ROLES,
-    AUDIT_ROLES,
-    AccessLog,
-    AuthError,
-    Role,
-    Sessions,
-    Users,
+from alprd.audit import AccessLog
+from alprd.audit.accesslog import format_record
+from alprd.auth import ADMIN_ROLES, AUDIT_ROLES, AuthError, Role, Sessions, Users
+from alprd.auth.users import may_bootstrap
+from alprd.cli.common import (
     add_auth_args,
     authorize,
+    guarded,
     login_user,
+    new_password,
+    parse_time,
+    session_token,
 )
-from alprd.audit.accesslog import format_record
-from alprd.audit.users import may_bootstrap
 from alprd.config import Config
-from alprd.store import Store, StoreError, iso, utc_now
-
-EXIT_REFUSED = 3
-Handler = Callable[[argparse.Namespace, Config], int]
-
-
-def guarded(handler: Callable[[argparse.Namespace, Config, Store], int]) -> Handler:
-    """Open the store for a handler; refusals and bad input become a message and an exit code."""
-
-    @wraps(handler)
-    def run(args: argparse.Namespace, config: Config) -> int:
-        try:
-            store = Store(config.store.path)
-        except StoreError as err:
-            print(f"alprd: {err}", file=sys.stderr)
-            return 1
-        try:
-            return handler(args, config, store)
-        except AuthError as err:
-            print(f"alprd: refused: {err}", file=sys.stderr)
-            return EXIT_REFUSED
-        except ValueError as err:
-            print(f"alprd: {err}", file=sys.stderr)
-            return 2
-        finally:
-            store.close()
-
-    return run
-
-
-def parse_time(text: str | None, end: bool = False) -> str | None:
-    """``YYYY-MM-DD`` or ISO date-time (UTC if no zone) to the database's time text.
-
-    A bare date given as an end means the end of that day (the range includes it).
-    """
-    if not text:
-        return None
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return iso(start + timedelta(days=1) if end else start)
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"time {text!r} not understood: write YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)") from None
-    return iso(when if when.tzinfo else when.replace(tzinfo=UTC))
-
-
-def _new_password(username: str) -> str:
-    password = os.environ.get("ALPRD_NEW_PASSWORD")  # scripted tests only
-    if password is not None:
-        return password
-    if not sys.stdin.isatty():
-        raise AuthError("no new password: run in a terminal to type it")
-    first = getpass.getpass(f"new password for {username}: ")
-    if getpass.getpass("again: ") != first:
-        raise AuthError("the two passwords differ; nothing changed")
-    return first
+from alprd.records import utc_now
+from alprd.store import Store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -154,7 +89,7 @@ def cmd_users_add(args: argparse.Namespace, config: Config, store: Store) -> int
         by = "root" if args.root_recovery else None
     else:
         by = authorize(args, store, config, "user.add", roles=ADMIN_ROLES).username
-    user = users.add(args.username, args.role, _new_password(args.username), args.trained_on, by=by)
+    user = users.add(args.username, args.role, new_password(args.username), args.trained_on, by=by)
     trained = user.trained_on or "NOT TRAINED (may not use data until `alprd users train`)"
     print(f"user {user.username} added: {user.role.value}, training {trained}")
     return 0
@@ -169,7 +104,7 @@ def cmd_users_change(args: argparse.Namespace, config: Config, store: Store) -> 
         by = authorize(args, store, config, f"user.{args.change}", roles=ADMIN_ROLES).username
     users.require(args.username)
     if args.change == "passwd":
-        users.set_password(args.username, _new_password(args.username), by=by)
+        users.set_password(args.username, new_password(args.username), by=by)
     elif args.change == "train":
         users.set_trained(args.username, args.on, by=by)
     else:
@@ -205,7 +140,7 @@ def cmd_login(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 @guarded
 def cmd_logout(args: argparse.Namespace, config: Config, store: Store) -> int:
-    token = args.token or os.environ.get("ALPRD_TOKEN")
+    token = session_token(args)
     if not token:
         raise AuthError("logout needs --token (or $ALPRD_TOKEN)")
     user = login_user(args, store, config)
@@ -220,7 +155,7 @@ def cmd_audit_verify(args: argparse.Namespace, config: Config, store: Store) -> 
     access = authorize(args, store, config, "audit.verify", roles=AUDIT_ROLES)
     log = AccessLog(store)
     problems = log.verify()
-    count = store.query("SELECT count(*) AS n FROM access_log")[0]["n"]
+    count = log.count()
     access.record({"problems": len(problems)}, records=count)
     for p in problems:
         print(f"TAMPERED: {p}")

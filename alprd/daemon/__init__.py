@@ -7,10 +7,10 @@ as fast as possible (not live) waits for room instead, so no frame is skipped. I
 a worker thread, off the event loop. A read is committed to SQLite before any
 listener (hotlist matcher, printer, uplink) sees it.
 
-Other parts plug in without the pipeline knowing them:
-- ``read_listeners``: called with each committed :class:`~alprd.store.Read`;
-- ``services``: background coroutines ``async def svc(stop: asyncio.Event)``;
-- ``status_providers``: name -> callable returning a dict for health status.
+The engine knows no feature: :mod:`alprd.app` plugs them in with two calls,
+``on_read(callback)`` (called with each committed :class:`~alprd.records.Read`)
+and ``add_service(name, run, status)`` (a background coroutine
+``async def run(stop: asyncio.Event)`` and/or a health-status section).
 """
 
 from __future__ import annotations
@@ -33,11 +33,13 @@ from alprd.config import Config
 from alprd.daemon.dedupe import Deduper, Observation, Track
 from alprd.gps import Fix
 from alprd.log import get_logger
-from alprd.store import Read, Store, iso
+from alprd.records import Read, iso
+from alprd.store import Store
 from alprd.vision.reader import PlateReader, Sighting
 
 ReadListener = Callable[[Read], Awaitable[None] | None]
 Service = Callable[[asyncio.Event], Awaitable[None]]
+StatusProvider = Callable[[], dict[str, Any]]
 PositionProvider = Callable[[], Fix | None]
 
 _END = object()  # end-of-stream marker in the frame queue
@@ -93,14 +95,26 @@ class Daemon:
         self.source = source
         self.position = position or (lambda: None)
         self.stats = PipelineStats()
-        self.read_listeners: list[ReadListener] = []
-        self.services: list[Service] = []
-        self.status_providers: dict[str, Callable[[], dict[str, Any]]] = {"pipeline": self.stats.as_dict}
+        self._read_listeners: list[ReadListener] = []
+        self._services: list[tuple[str, Service]] = []
+        self._status_providers: dict[str, StatusProvider] = {"pipeline": self.stats.as_dict}
         p = config.pipeline
         self._dedupe: Deduper[_Seen] = Deduper(p.track_gap_s, p.reread_window_s, p.merge_max_edits)
         self._stop = asyncio.Event()
         self._capture_stop = threading.Event()
         self.log = get_logger("alprd.daemon").bind(camera=config.camera.id)
+
+    # -- wiring (before run) -----------------------------------------------------
+    def on_read(self, callback: ReadListener) -> None:
+        """Call ``callback`` with each read once it is committed, in the order registered."""
+        self._read_listeners.append(callback)
+
+    def add_service(self, name: str, run: Service | None = None, status: StatusProvider | None = None) -> None:
+        """A background coroutine that runs until the daemon stops, and/or the ``name`` section of the status."""
+        if run is not None:
+            self._services.append((name, run))
+        if status is not None:
+            self._status_providers[name] = status
 
     # -- control ----------------------------------------------------------------
     def request_stop(self) -> None:
@@ -110,7 +124,7 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for name, provider in self.status_providers.items():
+        for name, provider in self._status_providers.items():
             try:
                 out[name] = provider()
             except Exception as err:  # noqa: BLE001 - a broken provider must not hide the others
@@ -167,11 +181,11 @@ class Daemon:
         return Read(
             plate=s.text,
             confidence=float(s.confidence),
-            char_confidences=tuple(float(c) for c in s.char_confidences),
+            char_confidences=[float(c) for c in s.char_confidences],
             camera_id=self.config.camera.id,
             device_id=self.config.device.id,
             ts=iso(datetime.fromtimestamp(seen.wall, UTC)),
-            box=(int(d.x1), int(d.y1), int(d.x2), int(d.y2)),
+            box=[int(d.x1), int(d.y1), int(d.x2), int(d.y2)],
             frames=track.frames,
             lat=fix.lat if fix else None,
             lon=fix.lon if fix else None,
@@ -188,7 +202,7 @@ class Daemon:
             self.store.insert_read(read)  # committed before anything acts on it
             self.stats.reads += 1
             self.stats.last_read_at = read.ts
-            for listener in self.read_listeners:
+            for listener in self._read_listeners:
                 try:
                     result = listener(read)
                     if asyncio.iscoroutine(result):
@@ -226,8 +240,8 @@ class Daemon:
         queue: asyncio.Queue = asyncio.Queue(maxsize=self.config.pipeline.frame_queue)
         self.source.open()
         self.stats.started_at = time.monotonic()
-        service_tasks = [asyncio.create_task(svc(self._stop)) for svc in self.services]
-        self.log.info("started", source=self.config.camera.source, services=len(self.services))
+        service_tasks = {asyncio.create_task(run(self._stop), name=name): name for name, run in self._services}
+        self.log.info("started", source=self.config.camera.source, services=len(service_tasks))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="alprd-infer") as pool:
             capture = threading.Thread(target=self._capture, args=(loop, queue), name="alprd-capture", daemon=True)
             capture.start()
@@ -244,7 +258,8 @@ class Daemon:
                         task.cancel()
                     for task in done:
                         if not task.cancelled() and task.exception():
-                            self.log.error("service_failed", error=str(task.exception()))
+                            self.log.error("service_failed", service=service_tasks[task],
+                                           error=str(task.exception()))
                 if install_signals:
                     for sig in (signal.SIGTERM, signal.SIGINT):
                         with contextlib.suppress(Exception):
@@ -252,43 +267,3 @@ class Daemon:
         self.log.info("stopped", **self.stats.as_dict())
         return self.stats
 
-
-def build_daemon(
-    config: Config,
-    store: Store | None = None,
-    source: FrameSource | None = None,
-    reader: PlateReader | None = None,
-) -> Daemon:
-    """Wire the configured parts together; arguments override them (tests, demo)."""
-    from alprd.capture import open_source
-    from alprd.capture.reconnect import Reconnecting
-    from alprd.daemon.status import attach_status
-    from alprd.gps import FixedPosition
-    from alprd.gps.serial_reader import SerialGps
-    from alprd.hotlist.service import attach_hotlist
-    from alprd.policy.retention import RetentionService
-    from alprd.uplink.uploader import Uploader
-    from alprd.vision import load_reader
-
-    store = store or Store(config.store.path)
-    source = source or open_source(config.camera)
-    reader = reader or load_reader(config.vision)
-    gps = {"fixed": FixedPosition, "serial": SerialGps}.get(config.gps.mode)
-    gps = gps(config.gps) if gps else None
-    daemon = Daemon(config, store, reader, source, gps.current if gps else None)
-    if gps:
-        daemon.status_providers["gps"] = gps.status
-    if isinstance(gps, SerialGps):
-        daemon.services.append(gps.run)
-    if isinstance(source, Reconnecting):
-        daemon.status_providers["camera"] = source.status
-        daemon.services.append(source.interrupt_on_stop)
-    alerter = attach_hotlist(daemon, config, store)  # matches each read before the uploader wakes
-    if config.uplink.enabled:  # alerts written later are sent at once via Uploader.notify_alert()
-        uploader = Uploader(config, store).attach(daemon)
-        alerter.on_alert.append(lambda _alert: uploader.notify_alert())
-    retention = RetentionService(store, config.policy)  # purges at start, then daily
-    daemon.services.append(retention.run)
-    daemon.status_providers["retention"] = retention.status
-    attach_status(daemon)
-    return daemon

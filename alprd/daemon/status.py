@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alprd import __version__
-from alprd.config import StatusConfig
+from alprd.config import Config, StatusConfig
 from alprd.log import get_logger
-from alprd.store import Store, parse_iso, utc_now
+from alprd.records import parse_iso, utc_now
+from alprd.store import Store
 
 if TYPE_CHECKING:
     from alprd.daemon import Daemon
@@ -80,6 +81,11 @@ def backlog_status(store: Store, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
     age_h = round((now - parse_iso(oldest)).total_seconds() / 3600, 2) if oldest else None
     return {"reads": count, "oldest": oldest, "oldest_age_h": age_h}
+
+
+def storage_status(store: Store, cfg: Config) -> dict[str, Any]:
+    """The ``storage`` section: free disk and the upload backlog."""
+    return {"disk": disk_status(cfg.store.state_dir, cfg.status), "backlog": backlog_status(store)}
 
 
 def model_info(path: Path) -> dict[str, Any]:
@@ -169,18 +175,6 @@ class StatusReporter:
             notify(message, self.env)
         except OSError as err:
             self.log.warning("sd_notify_failed", error=str(err))
-
-
-def attach_status(daemon: Daemon) -> StatusReporter:
-    """Add the storage and model figures, the status file and sd_notify to a daemon."""
-    cfg = daemon.config
-    models = {role: model_info(path) for role, path in cfg.vision.model_files().items()}
-    daemon.status_providers["storage"] = lambda: {
-        "disk": disk_status(cfg.store.state_dir, cfg.status), "backlog": backlog_status(daemon.store)}
-    daemon.status_providers["models"] = lambda: models
-    reporter = StatusReporter(daemon)
-    daemon.services += [reporter.write_file, reporter.notify_systemd]
-    return reporter
 
 
 def summary_line(status: Mapping[str, Any]) -> str:

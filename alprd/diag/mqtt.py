@@ -7,7 +7,6 @@ took it, and receiving it back on a subscription proves the path both ways.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import ssl
 import threading
@@ -16,8 +15,8 @@ import uuid
 
 from alprd.config import Config
 from alprd.diag import Area, Check, DiagOptions
-from alprd.store import utc_now
-from alprd.uplink.client import make_client
+from alprd.records import utc_now
+from alprd.uplink.link import Link
 
 
 class _Waits:
@@ -25,13 +24,9 @@ class _Waits:
 
     def __init__(self, nonce: str) -> None:
         self.nonce = nonce.encode()
-        self.connected, self.subscribed, self.acked, self.echoed = (threading.Event() for _ in range(4))
-        self.connect_rc = self.publish_rc = None
+        self.answered, self.subscribed, self.acked, self.echoed = (threading.Event() for _ in range(4))
+        self.publish_rc = None
         self.ack_at = self.echo_at = 0.0
-
-    def on_connect(self, client, userdata, flags, rc, props) -> None:
-        self.connect_rc = rc
-        self.connected.set()
 
     def on_subscribe(self, client, userdata, mid, rcs, props) -> None:
         self.subscribed.set()
@@ -57,45 +52,42 @@ def check(config: Config, options: DiagOptions) -> list[Check]:
     topic = f"{cfg.topic_prefix}/{config.device.id}/diag"
     w = _Waits(uuid.uuid4().hex)
     try:
-        client = make_client(cfg, client_id=f"{config.device.id}-diag-{os.getpid()}")
+        link = Link(cfg, f"{config.device.id}-diag", subscriptions=[topic], on_change=w.answered.set)
     except (ssl.SSLError, OSError) as err:
         area.fail("tls", str(err), "the CA, certificate or key file cannot be loaded",
                   "check uplink.ca_file/cert_file/key_file paths and that alprd may read them")
         return area.checks
-    client.connect_timeout = options.timeout_s
-    client.on_connect, client.on_subscribe = w.on_connect, w.on_subscribe
-    client.on_publish, client.on_message = w.on_publish, w.on_message
+    link.client.connect_timeout = options.timeout_s
+    link.client.on_subscribe = w.on_subscribe
+    link.client.on_publish, link.client.on_message = w.on_publish, w.on_message
     t0 = time.perf_counter()
     try:
-        client.connect(cfg.host, cfg.port, keepalive=max(10, int(options.timeout_s * 2)))
+        link.connect()
     except (OSError, ssl.SSLError) as err:
         area.fail("connect", where, *_connect_problem(err, cfg.host, cfg.port))
         return area.checks
-    client.loop_start()
     try:
-        _round_trip(area, client, w, where, topic, t0, options.timeout_s)
+        _round_trip(area, link, w, where, topic, t0, options.timeout_s)
     finally:
-        client.disconnect()
-        client.loop_stop()
+        link.stop()
     return area.checks
 
 
-def _round_trip(area: Area, client, w: _Waits, where: str, topic: str, t0: float, timeout: float) -> None:
-    if not w.connected.wait(timeout):
+def _round_trip(area: Area, link: Link, w: _Waits, where: str, topic: str, t0: float, timeout: float) -> None:
+    if not w.answered.wait(timeout):
         area.fail("connect", f"{where}: no answer in {timeout:g} s", "the broker accepted TCP but never "
                   "answered MQTT (wrong port, TLS port without uplink.ca_file, proxy)",
                   "check uplink.port (1883 plain, 8883 TLS) and uplink.ca_file")
         return
-    if w.connect_rc.is_failure:
-        area.fail("connect", f"{where}: refused ({w.connect_rc})", "the broker rejected this unit's login",
+    if not link.connected:
+        area.fail("connect", f"{where}: {link.error}", "the broker rejected this unit's login",
                   "check uplink.username/password (env:NAME values come from the unit's EnvironmentFile) "
                   "and the broker's ACL for this device")
         return
     area.ok("connect", f"{where} in {(time.perf_counter() - t0) * 1000:.0f} ms")
-    client.subscribe(topic, qos=1)
-    w.subscribed.wait(timeout)
+    w.subscribed.wait(timeout)  # the link subscribes on connect
     sent = time.perf_counter()
-    client.publish(topic, json.dumps({"diag": w.nonce.decode(), "ts": utc_now()}), qos=1)
+    link.client.publish(topic, json.dumps({"diag": w.nonce.decode(), "ts": utc_now()}), qos=1)
     if not w.acked.wait(timeout):
         area.fail("publish", f"no PUBACK in {timeout:g} s", "the broker did not acknowledge (link stalled)",
                   "check the mobile/VPN link and the broker's load; retry")

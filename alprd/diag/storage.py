@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from alprd.config import Config
 from alprd.daemon.status import disk_status
 from alprd.diag import Area, Check, DiagOptions
-from alprd.store import MIGRATIONS, parse_iso
+from alprd.records import parse_iso
+from alprd.store import MIGRATIONS
 
 SPEED_TEST_MB = 8
 SLOW_MB_S = 2.0

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time
 import pynmea2
 
 from alprd.gps import Fix
-from alprd.store import iso
+from alprd.records import iso
 
 MAX_SENTENCE = 120  # the standard says 82; some receivers run a little longer
 KNOTS_TO_KMH = 1.852

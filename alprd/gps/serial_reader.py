@@ -19,7 +19,7 @@ from alprd.config import GpsConfig
 from alprd.gps import Fix
 from alprd.gps.nmea import LineAssembler, NmeaTracker
 from alprd.log import get_logger
-from alprd.store import utc_now
+from alprd.records import utc_now
 
 READ_TIMEOUT_S = 0.5
 BACKOFF_INITIAL_S = 0.5

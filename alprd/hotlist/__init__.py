@@ -4,7 +4,7 @@
   wildcard partial plates), pure;
 - :mod:`entries`: what a hotlist row must be (policy checks), CSV/JSON parsing, pure;
 - :mod:`repository`: the list in SQLite, changed atomically;
-- :mod:`live`: the daemon's current index, reloaded and swapped when the list changes;
+- :mod:`hotlist`: the daemon's current index, reloaded and swapped when the list changes;
 - :mod:`alerts`: hits become stored alerts with a ready-to-send payload; dispositions;
 - :mod:`sync`: signed snapshots and deltas from the department over MQTT.
 """

@@ -19,9 +19,10 @@ from enum import StrEnum
 from typing import Any
 
 from alprd.config import Config
-from alprd.hotlist.live import Hotlist, Match
+from alprd.hotlist.hotlist import Hotlist, Match
 from alprd.log import get_logger
-from alprd.store import Read, Store, iso, parse_iso, utc_now
+from alprd.records import Read, iso, parse_iso, utc_now
+from alprd.store import Store
 
 VERIFY_INSTRUCTION = (
     "UNVERIFIED HOTLIST HIT. Confirm the plate, state and record through NCIC/state systems "
@@ -133,6 +134,11 @@ def set_disposition(store: Store, alert_id: str, disposition: Disposition, by: s
             "where id = ?", [disposition.value, by, utc_now(), note or None, alert_id],
         )
         return cur.rowcount == 1
+
+
+def alert_ids_starting(store: Store, prefix: str, limit: int = 2) -> list[str]:
+    """Ids of alerts that start with ``prefix`` (a command takes a short, unique prefix)."""
+    return [r["id"] for r in store.query("select id from alerts where id like ? limit ?", [f"{prefix}%", limit])]
 
 
 def list_alerts(store: Store, since: str | None = None, open_only: bool = False,

@@ -20,7 +20,8 @@ from itertools import islice
 from typing import Any
 
 from alprd.hotlist.entries import Entry, today
-from alprd.store import Store, utc_now
+from alprd.records import utc_now
+from alprd.store import Store
 
 CHUNK_ROWS = 5000
 _COLUMNS = ("pattern", "state", "category", "priority", "source", "case_number", "entered",

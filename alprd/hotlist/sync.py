@@ -42,8 +42,9 @@ from alprd.hotlist.entries import (
     normalize_pattern,
 )
 from alprd.log import get_logger
-from alprd.store import Store, utc_now
-from alprd.uplink.client import connect_options, make_client
+from alprd.records import utc_now
+from alprd.store import Store
+from alprd.uplink.link import Link
 
 FORMAT = "alprd-hotlist/1"
 SESSION_EXPIRY_S = 7 * 24 * 3600  # deltas queue at the broker for a week while a car is away
@@ -162,7 +163,7 @@ class HotlistSync:
         self.accepted = 0
         self.refused = 0
         self.dropped = 0
-        self.connected = False
+        self.link: Link | None = None
         self.log = get_logger("alprd.hotlist.sync")
         self._queue: asyncio.Queue[tuple[str, bytes]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -175,13 +176,9 @@ class HotlistSync:
             self.log.warning("hotlist_sync_backlog", action="oldest waiting list dropped")
         self._queue.put_nowait(item)
 
-    def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:
-        self.connected = not reason_code.is_failure
-        if self.connected:
-            client.subscribe([(t, 1) for t in topics(self.config.uplink)])
-
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        self.connected = False
+    @property
+    def connected(self) -> bool:
+        return bool(self.link and self.link.connected)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         assert self._loop is not None
@@ -190,7 +187,7 @@ class HotlistSync:
     def handle(self, topic: str, payload: bytes) -> SyncOutcome | None:
         """Apply one message (blocking; run off the event loop); None if refused.
         The counters move last, once the list is in use (or the refusal is on record)."""
-        audit = AccessLog(self.store)
+        audit = AccessLog(self.store, journal=True)  # a daemon service
         try:
             out = apply_message(self.store, self.config.hotlist, payload, f"sync:{topic}")
         except SyncRefused as err:
@@ -212,13 +209,11 @@ class HotlistSync:
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue(maxsize=QUEUE_SIZE)
-        up = self.config.uplink
-        client = make_client(up, f"{self.config.device.id}-hotlist")
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.connect_async(**connect_options(up, clean_start=False, session_expiry_s=SESSION_EXPIRY_S))
-        client.loop_start()
+        # One daemon per unit: the device id is a unique, stable id for the queued deltas' session.
+        link = self.link = Link(self.config.uplink, f"{self.config.device.id}-hotlist", clean_start=False,
+                                session_expiry_s=SESSION_EXPIRY_S, subscriptions=topics(self.config.uplink))
+        link.client.on_message = self._on_message
+        link.start()
         try:
             while not stop.is_set():
                 getter = asyncio.ensure_future(self._queue.get())
@@ -234,8 +229,7 @@ class HotlistSync:
                 except Exception as err:  # noqa: BLE001 - disk or database trouble: keep the daemon and the old list
                     self.log.error("hotlist_sync_failed", topic=topic, error=str(err))
         finally:
-            client.disconnect()
-            client.loop_stop()
+            link.stop()
 
     def status(self) -> dict[str, int | bool]:
         return {"connected": self.connected, "accepted": self.accepted, "refused": self.refused,
@@ -247,14 +241,12 @@ def publish(config: Config, body: bytes, delta: bool, timeout_s: float = 30.0) -
     up = config.uplink
     payload = sign(body, config.hotlist.sync_key)
     snapshot_topic, delta_topic = topics(up)
-    client = make_client(up, f"{config.device.id}-hotlist-publish")
-    client.connect(**connect_options(up))
-    client.loop_start()
+    link = Link(up, f"{config.device.id}-hotlist-publish")
+    link.connect()
     try:
-        info = client.publish(delta_topic if delta else snapshot_topic, payload, qos=1, retain=not delta)
+        info = link.client.publish(delta_topic if delta else snapshot_topic, payload, qos=1, retain=not delta)
         info.wait_for_publish(timeout_s)
         if not info.is_published():
             raise TimeoutError(f"broker {up.host}:{up.port} did not acknowledge the list in {timeout_s:g} s")
     finally:
-        client.disconnect()
-        client.loop_stop()
+        link.stop()

@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from alprd.store import Store, utc_now
+from alprd.records import utc_now
+from alprd.store import Store
 
 
 class EvidenceError(ValueError):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from alprd.policy.search import public_read
-from alprd.store import utc_now
+from alprd.records import utc_now
 
 FORMAT = "alprd-evidence-1"
 MANIFEST, AUDIT = "manifest.json", "audit.json"

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alprd.store import Store, utc_now
+from alprd.records import utc_now
+from alprd.store import Store
 
 PENDING, APPROVED, DENIED = "pending", "approved", "denied"
 

@@ -22,7 +22,8 @@ import numpy as np
 
 from alprd.audit import AccessLog
 from alprd.policy.retention import PENDING
-from alprd.store import Store, utc_now
+from alprd.records import utc_now
+from alprd.store import Store
 
 
 @dataclass

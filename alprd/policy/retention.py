@@ -22,12 +22,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import structlog
-
 from alprd.audit import AccessLog
 from alprd.config import PolicyConfig
 from alprd.log import get_logger
-from alprd.store import Store, StoreError, iso, utc_now
+from alprd.records import iso, utc_now
+from alprd.store import Store, StoreError
 
 PENDING = "pending"  # the archived disposition of an alert nobody dispositioned (NULL)
 BATCH = 2000  # reads per transaction: the pipeline's inserts wait at most one batch
@@ -69,7 +68,8 @@ def _purge_batch(store: Store, cutoff: str) -> tuple[int, int]:
         db.execute(_ARCHIVE.format(select=f"SELECT substr(ts, 1, 7), 'hits:' || coalesce(category, '?'), count(*) "
                                           f"FROM alerts WHERE read_id IN {_IDS} GROUP BY 1, 2"), p)
         db.execute(_ARCHIVE.format(select="SELECT substr(ts, 1, 7), 'disposition:' || coalesce(disposition, "
-                                          f"'{PENDING}'), count(*) FROM alerts WHERE read_id IN {_IDS} GROUP BY 1, 2"), p)
+                                          f"'{PENDING}'), count(*) FROM alerts WHERE read_id IN {_IDS} "
+                                          "GROUP BY 1, 2"), p)
         alerts = db.execute(f"DELETE FROM alerts WHERE read_id IN {_IDS}", p).rowcount
         db.execute(f"DELETE FROM hold_reads WHERE read_id IN {_IDS}", p)  # only released holds reach here
         db.execute(f"DELETE FROM reads WHERE id IN {_IDS}", p)
@@ -77,11 +77,12 @@ def _purge_batch(store: Store, cutoff: str) -> tuple[int, int]:
 
 
 def purge(store: Store, retention_days: int, now: datetime | None = None, by: str | None = None,
-          stop: Callable[[], bool] = lambda: False) -> PurgeResult:
+          stop: Callable[[], bool] = lambda: False, journal: bool = False) -> PurgeResult:
     """Delete every purgeable read; returns what was deleted and what was kept, and why.
 
     ``by`` is the member who ran it by hand (None: the daemon's schedule);
-    ``stop`` is asked between batches, so a shutdown does not wait for a long purge."""
+    ``stop`` is asked between batches, so a shutdown does not wait for a long purge;
+    ``journal`` logs the run too (the daemon)."""
     cutoff = cutoff_for(now or datetime.now(UTC), retention_days)
     deleted = alerts = 0
     try:
@@ -100,8 +101,8 @@ def purge(store: Store, retention_days: int, now: datetime | None = None, by: st
     with store.transaction() as db:
         db["purge_log"].insert({"ts": utc_now(), "cutoff": cutoff, "deleted": deleted, "held": held,
                                 "not_uploaded": result.not_uploaded})
-    AccessLog(store).record(by, "purge", {"cutoff": cutoff, "alerts_deleted": alerts}, records=deleted)
-    if structlog.is_configured():  # the daemon's journal; a command prints its own summary
+    AccessLog(store, journal).record(by, "purge", {"cutoff": cutoff, "alerts_deleted": alerts}, records=deleted)
+    if journal:  # the daemon's journal; a command prints its own summary
         log = get_logger("alprd.policy")
         log.info("purge", **asdict(result))
         if result.not_uploaded:
@@ -123,7 +124,8 @@ class RetentionService:
     async def run(self, stop: asyncio.Event) -> None:
         while True:
             try:
-                self.last = await asyncio.to_thread(purge, self.store, self.policy.retention_days, stop=stop.is_set)
+                self.last = await asyncio.to_thread(purge, self.store, self.policy.retention_days, stop=stop.is_set,
+                                               journal=True)
                 self.last_at, self.error = utc_now(), None
             except Exception as err:  # noqa: BLE001 - a failed purge is retried next time, never fatal
                 self.error = str(err)

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from alprd.records import from_columns
 from alprd.store import Store
 
 Strategy = Literal["exact", "prefix", "trigram", "scan"]
@@ -110,7 +111,8 @@ def search(store: Store, q: SearchQuery) -> list[dict[str, Any]]:
 
 
 def public_read(read: dict[str, Any], crop_file: str | None) -> dict[str, Any]:
-    """A read as shown or exported: the crop as a file name, not bytes."""
-    row = {k: v for k, v in read.items() if k not in ("crop_jpeg", "seq")}
+    """A read as shown or exported: typed values (lists, not JSON text), the crop as a file name."""
+    typed = from_columns(read)
+    row = {k: typed.get(k, v) for k, v in read.items() if k not in ("crop_jpeg", "seq")}
     row["crop_file"] = crop_file
     return row

@@ -11,36 +11,21 @@ schema.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from alprd.records import Read, utc_now
+
 PERSONAL_DATA_COLUMNS = frozenset(
     {"name", "first_name", "last_name", "owner", "owner_name", "dob", "date_of_birth",
      "birth_date", "race", "sex", "gender", "ssn", "ethnicity"}
 )
-
-
-def utc_now() -> str:
-    """UTC timestamp as sortable ISO-8601 text, the one time format in the database."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def _m0001_initial(db: sqlite_utils.Database) -> None:
@@ -203,36 +188,6 @@ MIGRATIONS: list[tuple[str, Migration]] = [
 
 class StoreError(RuntimeError):
     """The database cannot be used (wrong file, newer schema, disk problem)."""
-
-
-@dataclass
-class Read:
-    """One plate read: the best sighting of a plate within the re-read window."""
-
-    plate: str
-    confidence: float
-    char_confidences: tuple[float, ...]
-    camera_id: str
-    device_id: str
-    ts: str = field(default_factory=utc_now)
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    box: tuple[int, int, int, int] | None = None
-    frames: int = 1
-    lat: float | None = None
-    lon: float | None = None
-    speed_kmh: float | None = None
-    heading_deg: float | None = None
-    gps_fix_ts: str | None = None
-    gps_stale: bool = False
-    crop_jpeg: bytes | None = None
-
-    def to_row(self) -> dict[str, Any]:
-        row = dict(self.__dict__)
-        row["char_confidences"] = json.dumps([round(c, 4) for c in self.char_confidences])
-        row["box"] = json.dumps(self.box) if self.box is not None else None
-        row["gps_stale"] = int(self.gps_stale)
-        row["uploaded_at"] = None
-        return row
 
 
 class Store:

@@ -1,8 +1,7 @@
 """A paho-mqtt 2.x client configured from ``[uplink]``: auth and TLS in one place.
 
-Every MQTT user in alprd (uploader, hotlist sync and publish, ``diag mqtt``,
-``alprd ingest``) gets its client here, so TLS and credentials behave the same.
-Connect with ``client.connect(**connect_options(cfg))`` (or ``connect_async``).
+:class:`alprd.uplink.link.Link`, the one connection class every MQTT user in
+alprd goes through, gets its client here, so TLS and credentials behave the same.
 """
 
 from __future__ import annotations

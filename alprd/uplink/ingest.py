@@ -28,9 +28,9 @@ import sqlite_utils
 
 from alprd.config import UplinkConfig
 from alprd.log import get_logger
-from alprd.store import utc_now
+from alprd.records import READ_COLUMNS, READ_FIELDS, utc_now
 from alprd.uplink.link import Link
-from alprd.uplink.wire import READ_FIELDS, Batch, WireError, decode_batch, device_of, subscription
+from alprd.uplink.wire import Batch, WireError, decode_batch, device_of, subscription
 
 SESSION_EXPIRY_S = 7 * 86_400  # how long the broker keeps queuing for a receiver that is away
 
@@ -47,9 +47,7 @@ class IngestDB:
         self._lock = threading.Lock()
         with self._lock, self.conn:
             self.db["reads"].create(
-                {**{k: str for k in READ_FIELDS}, "confidence": float, "frames": int, "lat": float,
-                 "lon": float, "speed_kmh": float, "heading_deg": float, "gps_stale": int,
-                 "crop_jpeg": bytes, "batch_id": str, "received_at": str, "copies": int},
+                {**READ_COLUMNS, "batch_id": str, "received_at": str, "copies": int},
                 pk="id", not_null={"plate", "ts"}, if_not_exists=True)
             self.db["reads"].create_index(["device_id", "ts"], if_not_exists=True)
             self.db["alerts"].create(

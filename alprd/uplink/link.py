@@ -1,21 +1,32 @@
 """One MQTT connection kept up in paho's network thread, with readable failures.
 
 paho reconnects by itself (``loop_start``); before each of its waits the delay
-is set to a jittered exponential step (``policy.backoff_delay``) through the
+is set to a jittered exponential step (``pacing.backoff_delay``) through the
 public ``reconnect_delay_set``, so a fleet that lost the same broker spreads
 its returns. Every connection problem becomes one sentence in ``error`` that
 names the setting to check, logged when it changes, never a crash: reads keep
 waiting in SQLite whatever the broker does.
+
+Every MQTT user in alprd (uploader, ``alprd ingest``, hotlist sync and
+publish, ``diag mqtt``) connects through this class. A broker drops the older
+of two connections with one client id ("Unspecified error" on both sides), so
+ids are unique per process: a connection that keeps no session gets a random
+suffix; one that keeps a session needs a stable id and takes a numbered one
+that no other process on the host holds (:func:`claim_client_id`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import random
 import socket
 import ssl
 import sys
+import uuid
 from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
@@ -23,7 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from alprd.config import UplinkConfig
 from alprd.log import get_logger
 from alprd.uplink.client import connect_options, make_client
-from alprd.uplink.policy import backoff_delay
+from alprd.uplink.pacing import backoff_delay
 
 _LOGIN_REFUSED = {0x86, 0x87, 0x8C}  # bad user name or password, not authorised, bad auth method
 
@@ -52,6 +63,26 @@ def describe_failure(cfg: UplinkConfig, err: BaseException | None) -> str:
     return f"cannot connect to {where}: {err or 'unknown error'}"
 
 
+def claim_client_id(base: str, lock_dir: Path) -> tuple[str, IO[str]]:
+    """``base``, else ``base-2``, ``base-3``...: the first id no other living process on this host holds.
+
+    The id is held by an exclusive lock on a file in ``lock_dir`` for as long as
+    the returned file stays open, so a restarted process gets its id (and its
+    broker session) back. Returns (id, lock file to keep open).
+    """
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        client_id = base if n == 1 else f"{base}-{n}"
+        fh = (lock_dir / f".{client_id}.lock").open("w")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            continue
+        return client_id, fh
+    raise RuntimeError(f"no free MQTT client id {base}-N in {lock_dir}")
+
+
 class Link:
     """A paho client kept connected; state is read from any thread.
 
@@ -59,6 +90,8 @@ class Link:
     ``error`` changes; ``birth`` builds the retained online message sent on
     each connect, ``will`` is the retained offline message the broker sends if
     the connection dies. ``subscriptions`` are (re)made at QoS 1 on connect.
+    With ``clean_start`` (no session kept) ``client_id`` gets a random suffix;
+    otherwise it is used as given and must be unique (:func:`claim_client_id`).
     """
 
     def __init__(
@@ -76,7 +109,8 @@ class Link:
         rand: Callable[[], float] = random.random,
     ):
         self.cfg = cfg
-        self.client = make_client(cfg, client_id)
+        self.client_id = f"{client_id}-{uuid.uuid4().hex[:8]}" if clean_start else client_id
+        self.client = make_client(cfg, self.client_id)
         self.client.suppress_exceptions = True  # a bug in a callback must not end the network thread...
         self.client.enable_logger(logging.getLogger("paho.mqtt"))  # ...but it is reported
         self._connect = connect_options(cfg, clean_start, session_expiry_s)
@@ -94,11 +128,19 @@ class Link:
         self.error: str | None = None
         self.attempt = 0
         self.connects = 0
-        self.log = get_logger("alprd.uplink").bind(broker=f"{cfg.host}:{cfg.port}", client_id=client_id)
+        self.log = get_logger("alprd.uplink").bind(broker=f"{cfg.host}:{cfg.port}",
+                                                 client_id=self.client_id)
 
     # -- control (caller's thread) -------------------------------------------
     def start(self) -> None:
+        """Connect in the network thread; failures become ``error`` and are retried."""
         self.client.connect_async(**self._connect)
+        self.client.loop_start()
+
+    def connect(self) -> None:
+        """Connect now, raising the OSError (or ``ssl.SSLError``) of a first attempt that fails,
+        for a command that reports the cause at once; then as ``start``."""
+        self.client.connect(**self._connect)
         self.client.loop_start()
 
     def stop(self) -> None:

@@ -11,7 +11,8 @@ import json
 from collections.abc import Collection
 from typing import Any
 
-from alprd.store import Store, utc_now
+from alprd.records import utc_now
+from alprd.store import Store
 
 _NOT_IN = "id not in (select value from json_each(?))"
 

@@ -31,10 +31,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from alprd.config import Config
 from alprd.log import get_logger
-from alprd.store import Read, Store, parse_iso, utc_now
+from alprd.records import Read, parse_iso, utc_now
+from alprd.store import Store
 from alprd.uplink.link import Link
 from alprd.uplink.outbox import Outbox
-from alprd.uplink.policy import DAY_S, Severity, backlog_severity, batch_wait
+from alprd.uplink.pacing import DAY_S, Severity, backlog_severity, batch_wait
 from alprd.uplink.wire import encode_batch, status_payload, topic
 
 POLL_S = 5.0  # longest sleep between looks at the database
@@ -59,12 +60,14 @@ class _Sent:
 class Uploader:
     """Moves reads and alerts from SQLite to the broker; see the module docstring."""
 
-    def __init__(self, config: Config, store: Store, clock: Callable[[], float] = time.time):
+    def __init__(self, config: Config, store: Store, clock: Callable[[], float] = time.time,
+                 heartbeat_status: Callable[[], dict[str, Any]] | None = None):
+        """``heartbeat_status`` gives the heartbeat's body (the daemon's whole status); alone, the uplink's."""
         self.cfg = config.uplink
         self.device_id = config.device.id
         self.outbox = Outbox(store)
         self._clock = clock
-        self._status_fn: Callable[[], dict[str, Any]] = lambda: {"uplink": self.status()}
+        self._status_fn = heartbeat_status or (lambda: {"uplink": self.status()})
         self.topics = {k: topic(self.cfg.topic_prefix, self.device_id, k)
                        for k in ("reads", "alerts", "status", "heartbeat")}
         self._inflight: dict[int, _Sent] = {}
@@ -90,20 +93,13 @@ class Uploader:
         )
         self.link.client.on_publish = self._published
 
-    # -- wiring -----------------------------------------------------------------
-    def attach(self, daemon: Any) -> Uploader:
-        """Plug into a Daemon: service, status provider, wake-up on each committed read."""
-        daemon.services.append(self.run)
-        daemon.status_providers["uplink"] = self.status
-        daemon.read_listeners.append(self.on_read)
-        self._status_fn = daemon.status
-        return self
-
+    # -- wake-ups (in the event loop's thread) -----------------------------------
     def on_read(self, read: Read) -> None:
+        """A read was committed: look whether a batch is due."""
         self._wake.set()
 
-    def notify_alert(self) -> None:
-        """Call (in the event loop's thread) right after an alert row is committed: it goes out now."""
+    def notify_alert(self, alert: dict[str, Any] | None = None) -> None:
+        """An alert row was committed (an Alerter listener): it goes out now, ahead of the reads."""
         self._wake.set()
 
     # -- state --------------------------------------------------------------------

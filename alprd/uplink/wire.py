@@ -9,7 +9,8 @@ Topics, under ``uplink.topic_prefix`` (default ``alprd``) and the device id:
 
 A read batch is ``{"schema": "alprd.reads/1", "batch_id", "device_id",
 "sent_at", "reads": [...]}``; each read carries its UUID (so a re-sent batch is
-harmless), the fields of the ``reads`` table and its plate crop as base64 JPEG.
+harmless), the fields of :class:`~alprd.records.Read` (lists as JSON arrays)
+and its plate crop as base64 JPEG.
 """
 
 from __future__ import annotations
@@ -22,16 +23,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from alprd.store import utc_now
+from alprd.records import from_columns, to_columns, utc_now
 
 BATCH_SCHEMA = "alprd.reads/1"
 KINDS = ("reads", "alerts", "status", "heartbeat")
-# Columns of the vehicle's ``reads`` table that leave the vehicle, in this order.
-READ_FIELDS = ("id", "plate", "confidence", "char_confidences", "ts", "device_id", "camera_id",
-               "box", "frames", "lat", "lon", "speed_kmh", "heading_deg", "gps_fix_ts",
-               "gps_stale", "crop_jpeg")
 REQUIRED = {"id": str, "plate": str, "ts": str, "camera_id": str, "confidence": (int, float)}
-_JSON_TEXT = ("char_confidences", "box")  # stored as JSON text in SQLite, sent as JSON values
 
 
 class WireError(ValueError):
@@ -60,11 +56,7 @@ def device_of(prefix: str, topic_name: str) -> str:
 
 def read_to_wire(row: dict[str, Any]) -> dict[str, Any]:
     """A ``reads`` row as it goes on the wire (JSON values, crop as base64)."""
-    out = {k: row.get(k) for k in READ_FIELDS}
-    for key in _JSON_TEXT:
-        if isinstance(out[key], str):
-            out[key] = json.loads(out[key])
-    out["gps_stale"] = bool(out["gps_stale"])
+    out = from_columns(row)
     crop = out["crop_jpeg"]
     out["crop_jpeg"] = base64.b64encode(crop).decode("ascii") if crop else None
     return out
@@ -103,11 +95,8 @@ def _read_from_wire(item: Any, device_id: str) -> dict[str, Any]:
         uuid.UUID(item["id"])
     except ValueError:
         raise WireError(f"read id {item['id']!r} is not a UUID") from None
-    row = {k: item.get(k) for k in READ_FIELDS}
+    row = to_columns(item)
     row["device_id"] = row["device_id"] or device_id
-    for key in _JSON_TEXT:
-        row[key] = json.dumps(row[key]) if row[key] is not None else None
-    row["gps_stale"] = int(bool(row["gps_stale"]))
     if row["crop_jpeg"] is not None:
         try:
             row["crop_jpeg"] = base64.b64decode(row["crop_jpeg"], validate=True)

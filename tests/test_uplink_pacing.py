@@ -11,8 +11,8 @@ import uuid
 import pytest
 
 from alprd.config import ConfigError, config_from_dict
-from alprd.store import Read
-from alprd.uplink.policy import DAY_S, backlog_severity, backoff_delay, batch_wait
+from alprd.records import Read
+from alprd.uplink.pacing import DAY_S, backlog_severity, backoff_delay, batch_wait
 from alprd.uplink.wire import (
     BATCH_SCHEMA,
     WireError,

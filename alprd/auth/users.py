@@ -17,9 +17,10 @@ from enum import StrEnum
 from typing import Any
 
 from alprd.audit.accesslog import AccessLog
-from alprd.audit.passwords import check_password, dummy_hash, hash_password
+from alprd.auth.passwords import check_password, dummy_hash, hash_password
 from alprd.config import PolicyConfig
-from alprd.store import Store, iso, utc_now
+from alprd.records import iso, utc_now
+from alprd.store import Store
 
 Clock = Callable[[], datetime]
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")

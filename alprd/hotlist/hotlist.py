@@ -21,7 +21,8 @@ from alprd.hotlist import repository
 from alprd.hotlist.match import MatchKind, PlateIndex
 from alprd.log import get_logger
 from alprd.plates import normalize_plate
-from alprd.store import Store, parse_iso
+from alprd.records import parse_iso
+from alprd.store import Store
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from alprd.audit.users import AuthError, Clock
+from alprd.auth.users import AuthError, Clock
 from alprd.config import PolicyConfig
-from alprd.store import Store, iso
+from alprd.records import iso
+from alprd.store import Store
 
 
 def token_hash(token: str) -> str:
