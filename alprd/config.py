@@ -95,6 +95,9 @@ class VisionConfig(Section):
     detect_threshold: float = Field(default=0.4, gt=0, lt=1)
     ocr_min_confidence: float = Field(default=0.5, ge=0, le=1)
     min_plate_chars: int = Field(default=2, ge=1, le=10)
+    # the plate syntaxes the reader expects, in order of preference (alprd.vision.formats.REGIONS)
+    regions: list[Literal["us", "br", "eu"]] = Field(default_factory=lambda: ["us"], min_length=1, max_length=3)
+    candidates: int = Field(default=5, ge=1, le=10, description="alternative texts kept per read")
 
     @field_validator("verifier_model", mode="before")
     @classmethod

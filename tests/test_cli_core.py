@@ -27,9 +27,11 @@ def test_read_prints_plates_and_boxes(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     [plate] = result["plates"]
     assert plate["plate"] == "7ABC123"
-    bx1, by1, bx2, by2 = plate["box"]
-    assert abs(bx1 - x1) < 15 and abs(by1 - y1) < 15 and abs(bx2 - x2) < 15 and abs(by2 - y2) < 15
+    box = plate["box"]  # named corners: top-left x1,y1 and bottom-right x2,y2 in image pixels
+    assert abs(box["x1"] - x1) < 15 and abs(box["y1"] - y1) < 15
+    assert abs(box["x2"] - x2) < 15 and abs(box["y2"] - y2) < 15
     assert len(plate["char_confidences"]) == 7
+    assert plate["candidates"][0][0] == "7ABC123" and plate["region"] == "us" and plate["format_ok"]
     assert main(["read", str(img)]) == 0
     assert "7ABC123" in capsys.readouterr().out
 

@@ -1,7 +1,8 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alprd.daemon.dedupe import Deduper, Observation
+from alprd.daemon.dedupe import MAX_VOTES, Deduper, Observation
 from alprd.plates import edit_distance, normalize_plate
 
 
@@ -56,3 +57,28 @@ def test_edit_distance_is_symmetric_and_bounded(a, b):
 
 def test_normalize_plate():
     assert normalize_plate(" ab-c 12.3 ") == "ABC123"
+
+
+def test_a_pass_is_fused_character_by_character():
+    # the best single frame misreads one character; the other frames outvote it
+    d = Deduper(gap_s=1.0, reread_window_s=10)
+    frames = [("ABC123", 0.8), ("A8C123", 0.9), ("ABC123", 0.7), ("ABC12", 0.5)]
+    for i, (text, conf) in enumerate(frames):
+        d.feed([Observation(text, conf, i * 0.1, None, (conf,) * len(text))], i * 0.1)
+    (track,) = d.flush()
+    assert track.best.text == "A8C123"           # the best frame alone is wrong
+    text, conf, chars = track.fused()
+    assert text == "ABC123"
+    assert chars[0] == pytest.approx(0.9)        # unanimous: the most confident voter's
+    assert chars[1] == pytest.approx(1.5 / 2.4 * 0.8)  # split 1.5 to 0.9: its share of the votes
+    assert conf == min(chars)
+
+
+def test_fusion_keeps_a_bounded_number_of_sightings():
+    d = Deduper(gap_s=100.0, reread_window_s=10)
+    for i in range(500):
+        d.feed([Observation("ABC123", (i % 97) / 97, i * 0.01, None)], i * 0.01)
+    (track,) = d.flush()
+    assert track.frames == 500 and len(track.votes) == MAX_VOTES
+    assert min(o.confidence for o in track.votes) > 0.6  # the most confident ones kept
+    assert track.fused()[0] == "ABC123"

@@ -206,3 +206,16 @@ def test_model_of_the_wrong_shape_is_refused(tmp_path):
     onnx.save(model, str(path))
     with pytest.raises(ModelError, match="expected"):
         OnnxRecognizer(path)
+
+
+def test_reads_carry_candidates_and_the_region_whose_syntax_they_fit():
+    rng = np.random.default_rng(5)
+    br = OnnxRecognizer(MODEL, threads=1, regions=["br"], top_n=3)
+    fits, odd = br.read([render_plate("ABC1234", rng), render_plate("7XY12", rng)])
+    assert (fits.text, fits.region, fits.format_ok) == ("ABC1234", "br", True)
+    assert 1 <= len(fits.candidates) <= 3 and fits.candidates[0][0] == "ABC1234"
+    assert [p for _, p in fits.candidates] == sorted((p for _, p in fits.candidates), reverse=True)
+    # a reading that fits no configured syntax is kept as read, flagged
+    assert (odd.text, odd.region, odd.format_ok) == ("7XY12", None, False)
+    plain = OnnxRecognizer(MODEL, threads=1).read([render_plate("7XY12", rng)])[0]
+    assert plain.text == "7XY12" and plain.region is None and plain.format_ok

@@ -19,6 +19,7 @@ from alprd.records import Read
 from alprd.store import StoreError
 from alprd.vision import load_reader
 from alprd.vision.base import ModelError
+from alprd.vision.reader import Sighting
 
 FIELD_ERRORS = (ModelError, CaptureError, StoreError)
 SECRET_KEYS = {"password", "sync_key"}
@@ -111,6 +112,18 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def sighting_json(s: Sighting) -> dict:
+    """``alprd read --json``: one plate. ``box`` is in image pixels, top-left (x1, y1) inclusive
+    and bottom-right (x2, y2) exclusive; ``candidates`` are [text, probability], best first."""
+    d = s.detection
+    return {"plate": s.text, "confidence": round(s.confidence, 4),
+            "char_confidences": [round(c, 4) for c in s.char_confidences],
+            "box": {"x1": round(d.x1, 1), "y1": round(d.y1, 1), "x2": round(d.x2, 1), "y2": round(d.y2, 1)},
+            "detector_score": round(d.score, 4),
+            "candidates": [[t, p] for t, p in s.candidates],
+            "region": s.region, "format_ok": s.format_ok}
+
+
 def cmd_read(args: argparse.Namespace, config: Config) -> int:
     try:
         reader = load_reader(config.vision)
@@ -126,17 +139,15 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
             continue
         sightings = reader.read(image)
         if args.json:
-            print(json.dumps({"image": str(path), "plates": [
-                {"plate": s.text, "confidence": round(s.confidence, 4),
-                 "char_confidences": [round(c, 4) for c in s.char_confidences],
-                 "box": [round(v, 1) for v in (s.detection.x1, s.detection.y1, s.detection.x2, s.detection.y2)],
-                 "detector_score": round(s.detection.score, 4)} for s in sightings]}))
+            print(json.dumps({"image": str(path), "plates": [sighting_json(s) for s in sightings]}))
             continue
         print(f"{path}: {len(sightings)} plate(s)")
         for s in sightings:
             d = s.detection
+            others = ", ".join(t for t, _ in s.candidates if t != s.text)
             print(f"  {s.text:<9} conf {s.confidence:.2f}  box {d.x1:.0f},{d.y1:.0f},{d.x2:.0f},{d.y2:.0f}"
-                  f"  det {d.score:.2f}")
+                  f"  det {d.score:.2f}  region {s.region or '-'}{'' if s.format_ok else ' (fits none)'}"
+                  + (f"  or {others}" if others else ""))
     return status
 
 

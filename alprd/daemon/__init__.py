@@ -178,10 +178,11 @@ class Daemon:
             ok, buf = cv2.imencode(".jpg", s.crop, [cv2.IMWRITE_JPEG_QUALITY, self.config.pipeline.crop_jpeg_quality])
             crop = buf.tobytes() if ok else None
         d = s.detection
+        text, confidence, char_confidences = track.fused()
         return Read(
-            plate=s.text,
-            confidence=float(s.confidence),
-            char_confidences=[float(c) for c in s.char_confidences],
+            plate=text,
+            confidence=float(confidence),
+            char_confidences=[float(c) for c in char_confidences],
             camera_id=self.config.camera.id,
             device_id=self.config.device.id,
             ts=iso(datetime.fromtimestamp(seen.wall, UTC)),
@@ -225,7 +226,8 @@ class Daemon:
             st.frames_processed += 1
             st.sightings += len(sightings)
             st.inference_ms_avg = ms if st.frames_processed == 1 else 0.9 * st.inference_ms_avg + 0.1 * ms
-            obs = [Observation(s.text, s.confidence, frame.t, _Seen(s, frame.wall, fix)) for s in sightings]
+            obs = [Observation(s.text, s.confidence, frame.t, _Seen(s, frame.wall, fix), s.char_confidences)
+                   for s in sightings]
             await self._commit(self._dedupe.feed(obs, frame.t))
             st.rereads = self._dedupe.rereads
         await self._commit(self._dedupe.flush())

@@ -1,22 +1,27 @@
 """Merge repeated sightings of one plate into one read. Pure logic, no I/O.
 
 A *track* collects the sightings of one plate during one pass of a vehicle.
-A sighting joins an open track when its text is within ``max_edits`` of the
-track's best text (OCR flickers by a character between frames). A track closes
-when its plate has not been seen for ``gap_s`` and yields its best-confidence
-sighting. A plate seen again within ``reread_window_s`` after its track closed
-is a re-read of the same pass (a car stopped at a light) and makes no new read.
+A sighting joins an open track when its text is within ``max_edits`` of a text
+the track has seen (OCR flickers by a character between frames). A track closes
+when its plate has not been seen for ``gap_s``; its text is the sightings *fused*
+character by character (:meth:`Track.fused`): one frame's misread character is
+outvoted by the frames that read it right, which the single best frame cannot do.
+The best-confidence sighting gives the crop and box. A plate seen again within
+``reread_window_s`` after its track closed is a re-read of the same pass (a car
+stopped at a light) and makes no new read.
 Times are the source's own clock, so replays and tests are deterministic.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from alprd.plates import edit_distance
 
 T = TypeVar("T")
+MAX_VOTES = 32  # sightings a track keeps for fusion (the most confident): memory stays bounded
 
 
 @dataclass
@@ -25,6 +30,7 @@ class Observation(Generic[T]):
     confidence: float
     t: float
     item: T  # whatever the caller needs back with the best sighting
+    char_confidences: tuple[float, ...] = ()
 
 
 @dataclass
@@ -34,6 +40,11 @@ class Track(Generic[T]):
     last_t: float
     frames: int = 1
     texts: dict[str, int] = field(default_factory=dict)
+    votes: list[Observation[T]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.votes:
+            self.votes = [self.best]
 
     def add(self, obs: Observation[T]) -> None:
         self.frames += 1
@@ -41,6 +52,35 @@ class Track(Generic[T]):
         self.texts[obs.text] = self.texts.get(obs.text, 0) + 1
         if obs.confidence > self.best.confidence:
             self.best = obs
+        self.votes.append(obs)
+        if len(self.votes) > MAX_VOTES:
+            self.votes.remove(min(self.votes, key=lambda o: o.confidence))
+
+    def fused(self) -> tuple[str, float, tuple[float, ...]]:
+        """(text, confidence, per-character confidences) voted over the track's sightings.
+
+        The length is the one with the most confidence behind it; then each position goes
+        to the character with the most character confidence there. A character's fused
+        confidence is its share of the votes times its most confident voter's, and the
+        plate's is the lowest of them: a unanimous pass keeps its best sighting's
+        confidence, a split vote shows as a lower one.
+        """
+        weight: dict[int, float] = defaultdict(float)
+        for o in self.votes:
+            weight[len(o.text)] += o.confidence
+        length = max(weight, key=lambda n: (weight[n], n == len(self.best.text)))
+        voters = [o for o in self.votes if len(o.text) == length]
+        text, confs = [], []
+        for i in range(length):
+            score: dict[str, list[float]] = defaultdict(list)
+            for o in voters:
+                score[o.text[i]].append(o.char_confidences[i] if len(o.char_confidences) == length
+                                        else o.confidence)
+            total = sum(sum(v) for v in score.values()) or 1.0
+            char = max(score, key=lambda c: sum(score[c]))
+            text.append(char)
+            confs.append(sum(score[char]) / total * max(score[char]))
+        return "".join(text), min(confs, default=0.0), tuple(confs)
 
 
 class Deduper(Generic[T]):
@@ -59,7 +99,7 @@ class Deduper(Generic[T]):
         """Add one frame's sightings (taken at time ``t``); returns tracks that closed."""
         closed = self.expire(t)
         for obs in observations:
-            track = next((tr for tr in self.open if self._similar(tr.best.text, obs.text)), None)
+            track = next((tr for tr in self.open if any(self._similar(t, obs.text) for t in tr.texts)), None)
             if track is not None:
                 track.add(obs)
                 continue
@@ -68,7 +108,7 @@ class Deduper(Generic[T]):
                 self._recent[recent] = obs.t
                 self.rereads += 1
                 continue
-            self.open.append(Track(obs, obs.t, obs.t, 1, {obs.text: 1}))
+            self.open.append(Track(obs, obs.t, obs.t, 1, {obs.text: 1}, [obs]))
         return closed
 
     def expire(self, t: float) -> list[Track[T]]:

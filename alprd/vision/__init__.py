@@ -35,5 +35,6 @@ def load_reader(cfg: VisionConfig) -> PlateReader:
     """The configured detector and recogniser, ready to read frames."""
     from alprd.vision.ocr import OnnxRecognizer
 
-    recognizer = OnnxRecognizer(cfg.ocr_model, threads=cfg.threads, min_confidence=cfg.ocr_min_confidence)
+    recognizer = OnnxRecognizer(cfg.ocr_model, threads=cfg.threads, min_confidence=cfg.ocr_min_confidence,
+                                regions=cfg.regions, top_n=cfg.candidates)
     return PlateReader(load_detector(cfg), recognizer, min_chars=cfg.min_plate_chars)

@@ -63,11 +63,20 @@ class Detection:
 
 @dataclass(frozen=True)
 class PlateText:
-    """What the recogniser read in one crop. Empty text means "not a plate"."""
+    """What the recogniser read in one crop. Empty text means "not a plate".
+
+    ``candidates`` are the likeliest texts with their probabilities, best first (the
+    text itself among them); ``region`` is the configured region whose plate syntax
+    ``text`` fits, and ``format_ok`` is False when regions are configured and the
+    reading fits none of them (it is then kept as read, not forced into one).
+    """
 
     text: str
     confidence: float
     char_confidences: tuple[float, ...]
+    candidates: tuple[tuple[str, float], ...] = ()
+    region: str | None = None
+    format_ok: bool = True
 
 
 class PlateDetector(Protocol):

@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 
 from alprd.vision.base import ModelError, PlateText, open_session
+from alprd.vision.ctc import align, beam_search
+from alprd.vision.formats import Syntaxes
 from alprd.vision.lines import split_for_reader
 
 ALPHABET = string.ascii_uppercase + string.digits
@@ -33,6 +35,9 @@ PAD = "_"
 IMG_H, IMG_W = 64, 128
 MAX_SLOTS = 10
 _TWO_LINE_MIN = 0.5  # both lines of a two-line plate must be read at least this confidently
+# a plate syntax's best text is taken when it is at least this likely relative to the
+# unconstrained best (chosen on held-out Brazilian and teacher-read crops, models/plate_ocr.md)
+SYNTAX_MIN_RATIO = 1e-3
 
 _FIX = ("restore it with `git checkout -- models/plate_ocr.onnx`, or retrain it with "
         "`python scripts/train_ocr.py` (see models/plate_ocr.md), or point vision.ocr_model "
@@ -137,8 +142,10 @@ class OnnxRecognizer:
     """
 
     def __init__(self, model_path: str | Path, threads: int = 1, min_confidence: float = 0.5,
-                 split_two_line: bool = True):
+                 split_two_line: bool = True, regions: Sequence[str] = (), top_n: int = 5):
         self.model_path = Path(model_path)
+        self.syntaxes = Syntaxes(list(regions)) if regions else None
+        self.top_n = int(top_n)
         self.split_two_line = split_two_line
         self.min_confidence = float(min_confidence)
         self._session = open_session(self.model_path, threads, "OCR model", _FIX)
@@ -196,19 +203,50 @@ class OnnxRecognizer:
         any_char = probs[..., :-1].max(axis=(1, 2)) if probs.shape[1] else np.zeros(len(probs))
         row = 0
         for i in where:
-            text, conf, chars = decoded[row]
-            hint = any_char[row]
+            own = row
+            text, conf, chars = decoded[own]
             row += 1
+            joined = False
             if i in two_line:
                 (top, c_top, ch_top), (bottom, c_bot, ch_bot) = decoded[row:row + 2]
                 row += 2
                 if top and bottom and len(top + bottom) <= MAX_SLOTS \
                         and min(c_top, c_bot) >= max(self.min_confidence, _TWO_LINE_MIN):
                     text, conf, chars = top + bottom, min(c_top, c_bot), ch_top + ch_bot
+                    joined = True
             if not text:
-                results[i] = PlateText("", float(min(hint, conf)), ())
+                results[i] = PlateText("", float(min(any_char[own], conf)), ())
             elif conf < self.min_confidence:
                 results[i] = PlateText("", conf, ())
+            elif joined:  # two lines: no single probability row spells the whole plate
+                results[i] = PlateText(text, conf, chars, ((text, round(conf, 4)),), self._region(text),
+                                       self.syntaxes is None or self._region(text) is not None)
             else:
-                results[i] = PlateText(text, conf, chars)
+                results[i] = self._search(probs[own], text, conf, chars)
         return results
+
+    def _region(self, text: str) -> str | None:
+        return self.syntaxes.region_of(text) if self.syntaxes is not None else None
+
+    def _search(self, probs: np.ndarray, text: str, conf: float, chars: tuple[float, ...]) -> PlateText:
+        """Candidates by beam search; with regions, the best text that fits one of their syntaxes."""
+        if self.head != "ctc":
+            return PlateText(text, conf, chars, ((text, conf),), self._region(text), True)
+        raw = beam_search(probs, self.alphabet)
+        region, format_ok = None, True
+        if self.syntaxes is not None:
+            fits = beam_search(probs, self.alphabet, syntaxes=self.syntaxes)
+            best_raw = raw[0].probability if raw else 0.0
+            if fits and fits[0].probability >= SYNTAX_MIN_RATIO * best_raw:
+                region = fits[0].region
+                if fits[0].text != text:
+                    text = fits[0].text
+                    conf, chars = align(probs, text, self.alphabet)
+            else:
+                format_ok = self._region(text) is not None
+                region = self._region(text)
+            raw = sorted({c.text: c for c in raw + fits}.values(), key=lambda c: -c.probability)
+        candidates = tuple((c.text, round(c.probability, 4)) for c in raw[:self.top_n])
+        if text not in dict(candidates):
+            candidates = ((text, round(conf, 4)), *candidates[:self.top_n - 1])
+        return PlateText(text, conf, chars, candidates, region, format_ok)

@@ -18,6 +18,9 @@ class Sighting:
     char_confidences: tuple[float, ...]
     detection: Detection
     crop: np.ndarray
+    candidates: tuple[tuple[str, float], ...] = ()
+    region: str | None = None
+    format_ok: bool = True
 
 
 def crop_plate(image: np.ndarray, det: Detection, pad: float = 0.08) -> np.ndarray:
@@ -44,7 +47,7 @@ class PlateReader:
         crops = [crop_plate(image, d) for d in dets]
         texts = self.recognizer.read(crops)
         return [
-            Sighting(t.text, t.confidence, t.char_confidences, d, c)
+            Sighting(t.text, t.confidence, t.char_confidences, d, c, t.candidates, t.region, t.format_ok)
             for d, c, t in zip(dets, crops, texts, strict=True)
             if len(t.text) >= self.min_chars
         ]
