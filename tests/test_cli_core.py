@@ -54,6 +54,14 @@ def test_eval_on_a_flat_folder_with_plate_truth(tmp_path, capsys):
     assert summary["recall"] == 1.0
     assert summary["exact_read_accuracy"] >= 2 / 3
     assert summary["latency_ms_median"] > 0
+    assert summary["false_reads_per_image"] == 0 and summary["dropped_by_ocr"] <= 1
+    # a street with no plate: every read is a false read
+    cv2.imwrite(str(tmp_path / "empty.jpg"), synth.street_scene(1920, 1080, np.random.default_rng(1)))
+    assert main(["eval", str(tmp_path), "--json", "--regions", "br"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["images"] == 4 and summary["false_reads_per_image"] is not None
+    assert main(["eval", str(tmp_path), "--regions", "mars"]) == 1
+    assert "--regions mars" in capsys.readouterr().err
 
 
 def test_eval_on_a_yolo_folder(tmp_path, capsys):

@@ -9,9 +9,11 @@ import resource
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from alprd.app import build_daemon
 from alprd.capture import CaptureError, SyntheticSource
-from alprd.config import Config, ConfigError, load_config
+from alprd.config import Config, ConfigError, VisionConfig, load_config
 from alprd.daemon import Daemon
 from alprd.imageio import ImageError, read_image
 from alprd.log import setup_logging
@@ -42,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score detection and reading on a labelled folder")
     p.add_argument("dataset", type=Path, help="YOLO folder (plate-detect) or name.jpg + name.txt folder")
     p.add_argument("--splits", default="valid,test", help="YOLO splits to use (default valid,test)")
+    p.add_argument("--regions", default="", help="plate regions to expect instead of vision.regions, "
+                                                 "e.g. br or us,br (as the set's own region)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
@@ -154,8 +158,14 @@ def cmd_read(args: argparse.Namespace, config: Config) -> int:
 def cmd_eval(args: argparse.Namespace, config: Config) -> int:
     from alprd.vision.evaluate import evaluate, load_dataset
 
+    vision = config.vision
+    if args.regions:
+        try:
+            vision = VisionConfig.model_validate({**vision.model_dump(), "regions": args.regions.split(",")})
+        except ValidationError as err:
+            return _fail(ValueError(f"--regions {args.regions}: {err.errors()[0]['msg']}"))
     try:
-        reader = load_reader(config.vision)
+        reader = load_reader(vision)
         samples = load_dataset(args.dataset, tuple(args.splits.split(",")))
     except (ModelError, FileNotFoundError) as err:
         return _fail(err)

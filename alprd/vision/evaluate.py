@@ -47,6 +47,7 @@ class EvalResult:
     reads_on_plates: int = 0    # ... matched one-to-one to a true plate
     exact: int = 0
     one_edit: int = 0
+    dropped: int = 0            # boxed plates the recogniser read as "not a plate"
     latencies_ms: list[float] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -64,6 +65,8 @@ class EvalResult:
             "read_precision": ratio(self.reads_on_plates, self.reads),
             "exact_read_accuracy": ratio(self.exact, self.plates_with_text),
             "one_edit_accuracy": ratio(self.one_edit, self.plates_with_text),
+            "dropped_by_ocr": self.dropped,
+            "false_reads_per_image": ratio(self.reads - self.reads_on_plates, self.images),
             "latency_ms_median": round(float(np.median(lat)), 2),
             "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
             "skipped_files": len(self.skipped),
@@ -175,6 +178,7 @@ def evaluate(reader: PlateReader, samples: list[Sample], iou_min: float = 0.5) -
             res.true_positives += 1
             if truth.plate:
                 got = texts[best].text
+                res.dropped += len(got) < reader.min_chars
                 res.exact += got == truth.plate
                 res.one_edit += edit_distance(got, truth.plate, 1) <= 1
     return res
