@@ -133,6 +133,17 @@ def decode_ctc(probs: np.ndarray, alphabet: str = ALPHABET,
     return out
 
 
+def plate_confidence(char_confidences: Sequence[float]) -> float:
+    """A reading's confidence: the mean of its characters' confidences.
+
+    Of the measures tried on held-out plates and on the detector's boxes on plate-free
+    photos (scripts/calibrate_ocr.py), the mean separates plates from non-plates best: at
+    the threshold that drops 2% of the plates it keeps half the false reads of the lowest
+    step probability (the measure before it), models/plate_ocr.md.
+    """
+    return float(np.mean(char_confidences)) if len(char_confidences) else 0.0
+
+
 class OnnxRecognizer:
     """:class:`alprd.vision.base.PlateRecognizer` backed by ``plate_ocr.onnx`` and onnxruntime.
 
@@ -212,11 +223,13 @@ class OnnxRecognizer:
                 row += 2
                 if top and bottom and len(top + bottom) <= MAX_SLOTS \
                         and min(c_top, c_bot) >= max(self.min_confidence, _TWO_LINE_MIN):
-                    text, conf, chars = top + bottom, min(c_top, c_bot), ch_top + ch_bot
+                    text, chars = top + bottom, ch_top + ch_bot
                     joined = True
             if not text:
                 results[i] = PlateText("", float(min(any_char[own], conf)), ())
-            elif conf < self.min_confidence:
+                continue
+            conf = plate_confidence(chars)
+            if conf < self.min_confidence:
                 results[i] = PlateText("", conf, ())
             elif joined:  # two lines: no single probability row spells the whole plate
                 results[i] = PlateText(text, conf, chars, ((text, round(conf, 4)),), self._region(text),
@@ -241,7 +254,8 @@ class OnnxRecognizer:
                 region = fits[0].region
                 if fits[0].text != text:
                     text = fits[0].text
-                    conf, chars = align(probs, text, self.alphabet)
+                    chars = align(probs, text, self.alphabet)[1]
+                    conf = plate_confidence(chars)
             else:
                 format_ok = self._region(text) is not None
                 region = self._region(text)
