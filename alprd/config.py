@@ -168,8 +168,8 @@ class HotlistConfig(Section):
     stale_after_h: float = Field(default=24.0, gt=0)
     sync_key: str = Field(default="", description="HMAC-SHA256 key; use env:NAME")
     check_interval_s: float = Field(default=5.0, gt=0, le=3600, description="reload the list when changed")
-    alert_kinds: tuple[Literal["exact", "confusable", "near", "partial"], ...] = Field(
-        default=("exact", "confusable", "near", "partial"), min_length=1,
+    alert_kinds: tuple[Literal["exact", "confusable", "near", "partial", "candidate"], ...] = Field(
+        default=("exact", "confusable", "near", "partial", "candidate"), min_length=1,
         description="match kinds that raise alerts; drop 'near' to cut false hits on very large lists",
     )
 

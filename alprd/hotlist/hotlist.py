@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from alprd.config import HotlistConfig
 from alprd.hotlist import repository
-from alprd.hotlist.match import MatchKind, PlateIndex
+from alprd.hotlist.match import Hit, MatchKind, PlateIndex
 from alprd.log import get_logger
 from alprd.plates import normalize_plate
 from alprd.records import parse_iso
@@ -64,10 +65,21 @@ class Hotlist:
         self.log.info("hotlist_loaded", patterns=len(index), version=version, revision=revision)
         return True
 
-    def match(self, plate: str) -> list[Match]:
-        """The entries a read plate matches, best first (empty for most reads)."""
+    def match(self, plate: str, candidates: Sequence[str] = ()) -> list[Match]:
+        """The entries a read plate matches, best first (empty for most reads).
+
+        The read's other OCR candidates count only where one is *exactly* a listed
+        plate (kind ``candidate``): a plate misread at the top still alerts, without
+        the look-alike and partial matching of every alternative multiplying false hits.
+        """
         plate = normalize_plate(plate)
-        hits = [h for h in self.index.match(plate) if h.kind.label in self.cfg.alert_kinds]
+        hits = self.index.match(plate)
+        found = {h.pattern for h in hits}
+        for alt in {normalize_plate(c) for c in candidates} - {plate, ""}:
+            hits += [Hit(MatchKind.CANDIDATE, h.pattern) for h in self.index.match(alt)
+                     if h.kind is MatchKind.EXACT and h.pattern not in found]
+            found |= {h.pattern for h in hits}
+        hits = [h for h in hits if h.kind.label in self.cfg.alert_kinds]
         if not hits:
             return []
         kinds = {h.pattern: h.kind for h in hits}

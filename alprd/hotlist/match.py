@@ -46,6 +46,7 @@ class MatchKind(IntEnum):
     CONFUSABLE = 1  # equal once OCR confusions are folded (8 read for B, ...)
     NEAR = 2  # one character missing or extra (after folding confusions)
     PARTIAL = 3  # a wildcard pattern (partial plate)
+    CANDIDATE = 4  # not the read text but one of its OCR candidates is exactly on the list
 
     @property
     def label(self) -> str:
