@@ -98,8 +98,9 @@ def test_edited_and_rehashed_record_breaks_the_next_link(log, store):
     store.db.execute("UPDATE access_log SET reason = ?, hash = ? WHERE seq = 3",
                      [row["reason"], record_hash(row["prev_hash"], row)])
     problems = log.verify()
-    assert [(p.seq, p.kind) for p in problems] == [(4, "broken")]
-    assert "record 3 was replaced or re-hashed" in str(problems[0])
+    assert [(p.seq, p.kind) for p in problems] == [(3, "forged"), (4, "broken")]
+    assert "record 3: the MAC is not this unit's" in str(problems[0])
+    assert "record 3 was replaced or re-hashed" in str(problems[1])
 
 
 def test_deleted_record_is_named(log, store):
@@ -126,6 +127,110 @@ def test_reordered_records_are_named(log, store):
     kinds = {(p.seq, p.kind) for p in log.verify()}
     assert (2, "reordered") in kinds and (3, "reordered") in kinds
     assert all(kind != "edited" for _, kind in kinds)
+
+
+def rehash_plainly(store, keep_mac: bool) -> None:
+    """Rebuild the whole chain with plain SHA-256, as anyone with the file but not the secret can."""
+    drop_guards(store)
+    prev = GENESIS
+    for row in store.query("SELECT * FROM access_log ORDER BY seq"):
+        digest = record_hash(prev, {**row, "reason": "nothing to see"})
+        store.db.execute("UPDATE access_log SET prev_hash = ?, hash = ?, reason = 'nothing to see', "
+                         f"mac = {'mac' if keep_mac else 'NULL'} WHERE seq = ?", [prev, digest, row["seq"]])
+        prev = digest
+    store.db.execute("UPDATE audit_head SET hash = ?", [prev])
+
+
+def test_records_are_keyed_by_a_secret_outside_the_database(log, store):
+    assert store.audit_secret == store.path.parent / "audit.key"
+    assert store.audit_secret.stat().st_mode & 0o777 == 0o600
+    assert len(store.audit_secret.read_bytes()) == 32
+    assert all(r.mac and len(r.mac) == 64 for r in log.show())
+    check = log.check()
+    assert check.problems == [] and check.keyed_from == 1 and check.anchored_at == 6
+    assert check.coverage() == "records 1..6 keyed; head anchored at record 6"
+
+
+@pytest.mark.parametrize("keep_mac", [True, False])
+def test_a_chain_rehashed_without_the_secret_is_caught(log, store, keep_mac):
+    rehash_plainly(store, keep_mac)
+    problems = log.verify()
+    assert find_problems(store.query("SELECT * FROM access_log ORDER BY seq"), None) == []  # the plain chain holds
+    assert [(p.seq, p.kind) for p in problems] == [(1, "forged" if keep_mac else "unkeyed"), (6, "edited")]
+    assert "records 1..6" in str(problems[0]) and "the head anchor outside the database" in str(problems[1])
+
+
+def test_cutting_the_tail_and_fixing_the_head_row_is_caught_by_the_anchor(log, store):
+    drop_guards(store)
+    store.db.execute("DELETE FROM access_log WHERE seq >= 5")
+    store.db.execute("UPDATE audit_head SET seq = 4, hash = (SELECT hash FROM access_log WHERE seq = 4)")
+    problems = log.verify()
+    assert [(p.seq, p.kind) for p in problems] == [(5, "deleted")]
+    assert "head anchor outside the database is at record 6" in str(problems[0])
+    log.record("op1", "login")  # the next logins must not move the anchor back over the cut
+    assert [(p.seq, p.kind) for p in log.verify()] == [(6, "deleted")]
+    log.record("op1", "login")
+    assert [(p.seq, p.kind) for p in log.verify()] == [(6, "edited")]
+
+
+def test_a_wiped_table_is_caught_by_the_anchor(log, store):
+    drop_guards(store)
+    store.db.execute("DELETE FROM access_log")
+    store.db.execute("DELETE FROM audit_head")
+    assert [(p.seq, p.kind) for p in log.verify()] == [(1, "deleted")]
+
+
+def test_a_deleted_or_forged_anchor_is_reported(log, store):
+    anchor = log.anchor_path.read_bytes()
+    log.anchor_path.unlink()
+    assert [p.kind for p in log.verify()] == ["anchor"]
+    log.record("op1", "login")  # nor does the next record quietly bring a new one
+    assert [p.kind for p in log.verify()] == ["anchor"]
+    log.anchor_path.write_bytes(anchor.replace(b'"seq": 6', b'"seq": 60'))
+    assert "altered or replaced (not signed by this unit's secret)" in str(log.verify()[0])
+
+
+def test_a_log_replaced_with_its_secret_and_anchor_is_caught_by_the_departments_head(log, store):
+    head = log.head()
+    assert head["seq"] == 6 and head["mac"] == log.show()[-1].mac
+    assert log.check(reported=(head["seq"], head["mac"])).problems == []
+    drop_guards(store)
+    store.db.execute("DELETE FROM access_log")
+    store.db.execute("DELETE FROM audit_head")
+    log.secret_path.unlink()
+    log.anchor_path.unlink()
+    assert log.verify() == []  # on the unit alone, a fresh log
+    problems = log.check(reported=(head["seq"], head["mac"])).problems
+    assert [(p.seq, p.kind) for p in problems] == [(6, "deleted")] and "the department saw" in str(problems[0])
+
+
+def test_a_missing_secret_stops_recording_and_is_reported(log, store):
+    log.secret_path.unlink()
+    with pytest.raises(ValueError, match="secret is missing, but the log was keyed with it from record 1"):
+        log.record("op1", "login")
+    assert [p.kind for p in log.verify()] == ["unverifiable"]
+
+
+def test_an_old_unkeyed_log_verifies_and_is_keyed_from_its_next_record(log, store):
+    drop_guards(store)
+    store.db.execute("UPDATE access_log SET mac = NULL")  # as written before audit_0002_keyed
+    log.secret_path.unlink()
+    log.anchor_path.unlink()
+    check = log.check()
+    assert check.problems == [] and check.coverage().startswith("no record is keyed yet")
+    log.record("op1", "login")
+    check = log.check()
+    assert check.problems == []
+    assert check.coverage() == ("records 1..6 hash-linked only (written before the log was keyed), 7..7 keyed; "
+                                "head anchored at record 7")
+
+
+def test_keying_at_install_anchors_the_log_before_its_first_record(store):
+    log = AccessLog(store)
+    assert log.init_secret() and not log.init_secret()
+    assert log.check().problems == []
+    log.record("op1", "login")
+    assert log.check().coverage() == "records 1..1 keyed; head anchored at record 1"
 
 
 def test_processes_appending_at_once_keep_one_chain(tmp_path):

@@ -217,6 +217,36 @@ def test_audit_verify_names_the_tampered_record(cli, reads):
     assert rc == 1 and f"record {seq} was edited" in out
 
 
+def test_audit_verify_checks_before_its_login_writes_and_catches_a_cut_tail(cli, reads):
+    cli("search", "--plate", "ABC*", "--case", "C-1", user="op1")
+    rc, out, _ = cli("audit", "verify", user="aud1")
+    assert rc == 0 and "chain intact" in out and "keyed; head anchored at record" in out
+    assert "department's copy of the head: not compared" in out
+    verify = records(cli, action="audit.verify")[-1]
+    assert verify.records == verify.seq - 2  # counted before its own login record was written
+    store = cli.store()
+    last = AccessLog(store).head()["seq"]
+    store.db.execute("DROP TRIGGER access_log_no_delete")
+    store.db.execute("DELETE FROM access_log WHERE seq > ?", [last - 3])
+    store.db.execute("UPDATE audit_head SET seq = ?, hash = (SELECT hash FROM access_log WHERE seq = ?)",
+                     [last - 3, last - 3])
+    store.close()
+    rc, out, _ = cli("audit", "verify", user="aud1")
+    assert rc == 1 and f"record(s) {last - 2}..{last} deleted from the end" in out
+
+
+def test_audit_verify_compares_the_departments_head(cli, reads):
+    store = cli.store()
+    head = AccessLog(store).head()
+    store.close()
+    rc, out, _ = cli("audit", "verify", "--head", f"{head['seq']}:{head['mac']}", user="aud1")
+    assert rc == 0 and "department's copy of the head: compared" in out
+    rc, out, _ = cli("audit", "verify", "--head", f"{head['seq']}:{'0' * 64}", user="aud1")
+    assert rc == 1 and f"record {head['seq']} is not the one the department saw" in out
+    rc, _, err = cli("audit", "verify", "--head", "12", user="aud1")
+    assert rc == 2 and "write SEQ:MAC" in err
+
+
 def test_audit_show_filters(cli, reads):
     cli("search", "--plate", "ABC*", "--case", "C-1", user="op1")
     rc, out, _ = cli("audit", "show", "--by", "op1", "--action", "search", "--json", user="sup1")

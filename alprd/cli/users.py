@@ -28,10 +28,10 @@ from alprd.audit import (
     authorize,
     login_user,
 )
-from alprd.audit.accesslog import format_record
+from alprd.audit.accesslog import format_record, parse_reported_head
 from alprd.audit.users import may_bootstrap
 from alprd.config import Config
-from alprd.store import Store, StoreError, iso, utc_now
+from alprd.store import Store, StoreError, iso, open_store, utc_now
 
 EXIT_REFUSED = 3
 Handler = Callable[[argparse.Namespace, Config], int]
@@ -43,7 +43,7 @@ def guarded(handler: Callable[[argparse.Namespace, Config, Store], int]) -> Hand
     @wraps(handler)
     def run(args: argparse.Namespace, config: Config) -> int:
         try:
-            store = Store(config.store.path)
+            store = open_store(config.store)
         except StoreError as err:
             print(f"alprd: {err}", file=sys.stderr)
             return 1
@@ -128,7 +128,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("audit", help="the access log (auditors, supervisors, administrators)")
     asub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    v = asub.add_parser("verify", help="check the hash chain; names edited, deleted or reordered records")
+    v = asub.add_parser("verify", help="check the chain, its MACs and head anchor; names edited, deleted, "
+                                       "reordered or re-hashed records")
+    v.add_argument("--head", metavar="SEQ:MAC", help="the audit_head of the unit's last heartbeat at the department")
     add_auth_args(v, purpose=False)
     v.set_defaults(func=cmd_audit_verify)
     s = asub.add_parser("show", help="list access records")
@@ -217,15 +219,18 @@ def cmd_logout(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 @guarded
 def cmd_audit_verify(args: argparse.Namespace, config: Config, store: Store) -> int:
+    reported = parse_reported_head(args.head) if args.head else None
+    check = AccessLog(store).check(reported)  # before the login below writes to the log
     access = authorize(args, store, config, "audit.verify", roles=AUDIT_ROLES)
-    log = AccessLog(store)
-    problems = log.verify()
-    count = store.query("SELECT count(*) AS n FROM access_log")[0]["n"]
-    access.record({"problems": len(problems)}, records=count)
-    for p in problems:
+    access.record({"problems": len(check.problems), "head": args.head}, records=check.records)
+    for p in check.problems:
         print(f"TAMPERED: {p}")
-    print(f"access log: {count} records, " + (f"{len(problems)} problem(s)" if problems else "chain intact"))
-    return 1 if problems else 0
+    print(f"access log: {check.records} records, " + (f"{len(check.problems)} problem(s)" if check.problems
+                                                      else "chain intact"))
+    print(f"  {check.coverage()}")
+    print("  department's copy of the head: " + ("compared" if reported else
+          "not compared (give --head SEQ:MAC from the unit's last heartbeat at the department)"))
+    return 1 if check.problems else 0
 
 
 @guarded

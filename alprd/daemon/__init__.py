@@ -33,7 +33,7 @@ from alprd.config import Config
 from alprd.daemon.dedupe import Deduper, Observation, Track
 from alprd.gps import Fix
 from alprd.log import get_logger
-from alprd.store import Read, Store, iso
+from alprd.store import Read, Store, iso, open_store
 from alprd.vision.reader import PlateReader, Sighting
 
 ReadListener = Callable[[Read], Awaitable[None] | None]
@@ -270,7 +270,7 @@ def build_daemon(
     from alprd.uplink.uploader import Uploader
     from alprd.vision import load_reader
 
-    store = store or Store(config.store.path)
+    store = store or open_store(config.store)
     source = source or open_source(config.camera)
     reader = reader or load_reader(config.vision)
     gps = {"fixed": FixedPosition, "serial": SerialGps}.get(config.gps.mode)

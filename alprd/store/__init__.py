@@ -24,6 +24,9 @@ from typing import Any
 
 import sqlite_utils
 
+from alprd.config import StoreConfig
+from alprd.keys import AUDIT_SECRET_FILE
+
 PERSONAL_DATA_COLUMNS = frozenset(
     {"name", "first_name", "last_name", "owner", "owner_name", "dob", "date_of_birth",
      "birth_date", "race", "sex", "gender", "ssn", "ethnicity"}
@@ -189,6 +192,13 @@ def _hotlist_0002_generation(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_hotlist_generation ON hotlist(generation)")
 
 
+def _audit_0002_keyed(db: sqlite_utils.Database) -> None:
+    """Each access record's MAC under the unit's audit secret (a file outside the
+    database), so a chain re-hashed by someone without that file shows. Records
+    written before this migration keep a NULL MAC: an unkeyed start of the chain."""
+    db.execute("ALTER TABLE access_log ADD COLUMN mac TEXT")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 # Append only. The position in this list is the schema version it brings.
@@ -198,6 +208,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("policy_0001_search", _policy_0001_search),
     ("hotlist_0001_lookup", _hotlist_0001_lookup),
     ("hotlist_0002_generation", _hotlist_0002_generation),
+    ("audit_0002_keyed", _audit_0002_keyed),
 ]
 
 
@@ -238,8 +249,9 @@ class Read:
 class Store:
     """Thread-safe access to the database; one instance per process."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, audit_secret: Path | None = None):
         self.path = Path(path)
+        self.audit_secret = audit_secret or self.path.parent / AUDIT_SECRET_FILE  # the access log's key file
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -346,3 +358,8 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self.db.conn.close()
+
+
+def open_store(cfg: StoreConfig) -> Store:
+    """The store as configured, with its access-log secret where the configuration says."""
+    return Store(cfg.path, cfg.audit_secret_path)
