@@ -186,6 +186,26 @@ def test_hold_release_request_and_export_flow(cli, reads, tmp_path):
     assert rc == 0 and "approved" in out and "State Police" in out
 
 
+def test_the_department_checks_a_bundle_with_the_units_public_key(cli, reads, tmp_path):
+    rc, out, _ = cli("keys", "init")
+    assert rc == 0 and "access-log secret" in out and "(already there)" in out  # the log was keyed by users add
+    assert (tmp_path / "state" / "signing.key").stat().st_mode & 0o777 == 0o600
+    rc, _, err = cli("keys", "export-public", "--out", str(tmp_path / "unit.pem"))
+    assert rc == 0 and "public key" in err
+    assert cli("hold", "add", "--read", reads[0], "--case", "C-7", "--reason", "stolen car recovered",
+               user="op1")[0] == 0
+    assert cli("export", "--case", "C-7", "--to", str(tmp_path / "usb"), user="op1")[0] == 0
+    away = tmp_path / "department.toml"  # no database, no keys: a desk at headquarters
+    away.write_text(f'[store]\nstate_dir = "{tmp_path / "hq"}"\n')
+    for extra, verdict in (([], "NOT shown to come from the unit"), (["--public-key", str(tmp_path / "unit.pem")],
+                                                                     "bundle intact")):
+        rc = main(["-c", str(away), "export", "verify", str(tmp_path / "usb"), *extra])
+        out = cli.capsys.readouterr().out
+        assert rc == 0 and verdict in out and "not checked: the unit's access log" in out
+    rc = main(["-c", str(away), "export", "verify", str(tmp_path / "usb"), "--public-key", str(tmp_path / "nope")])
+    assert rc == 2 and "no such file" in cli.capsys.readouterr().err
+
+
 def test_purge_by_hand_keeps_held_reads(cli, reads):
     store = cli.store()
     store.mark_uploaded(reads)
