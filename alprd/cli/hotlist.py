@@ -215,7 +215,8 @@ def cmd_alert_list(args: argparse.Namespace, config: Config, store: Store) -> in
 @guarded
 def cmd_alert_disposition(args: argparse.Namespace, config: Config, store: Store) -> int:
     access = authorize(args, store, config, "alert.disposition", roles=DATA_ROLES)
-    ids = [r["id"] for r in store.query("select id from alerts where id like ? limit 2", [f"{args.alert_id}%"])]
+    ids = [r["id"] for r in store.query("select id from alerts where substr(id, 1, ?) = ? limit 2",  # no wildcards
+                                        [len(args.alert_id), args.alert_id])]
     if len(ids) != 1:
         raise ValueError(f"alert {args.alert_id!r}: {'no such alert' if not ids else 'ambiguous, give more of the id'}"
                          " (see `alprd alert list`)")
