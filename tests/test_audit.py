@@ -6,6 +6,7 @@ import argparse
 import sqlite3
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -332,6 +333,47 @@ def test_failed_logins_lock_the_account_and_are_audited(store, monkeypatch):
     now[0] += timedelta(minutes=16)
     assert users.authenticate("op1", PASSWORD).failed_logins == 0
     assert log.show(user="op1", action="login")
+
+
+def test_parallel_logins_check_no_more_passwords_than_the_limit(users, store):
+    """Each login its own connection, as separate processes would be; all start at once."""
+    start = threading.Barrier(20)
+    outcomes: list[str] = []
+
+    def guess(i: int) -> None:
+        other = Store(store.path)
+        try:
+            start.wait()
+            Users(other, PolicyConfig(max_failed_logins=5)).authenticate("op1", f"guess number {i:02d}")
+        except AuthError as err:
+            outcomes.append("locked" if "is locked" in str(err) else "checked")
+        finally:
+            other.close()
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes) == ["checked"] * 5 + ["locked"] * 15
+    assert len(AccessLog(store).show(user="op1", action="login.failed")) == 5
+
+
+def test_a_password_reset_ends_the_users_sessions(users, store):
+    token, _ = Sessions(store, PolicyConfig()).issue("op1")
+    users.set_password("op1", "a brand new password", by="sup1")
+    with pytest.raises(AuthError, match="unknown or revoked"):
+        Sessions(store, PolicyConfig()).resolve(token)
+
+
+def test_the_only_administrator_cannot_disable_himself(users, store):
+    users.add("boss", "administrator", PASSWORD, "2026-01-15", by=None)
+    with pytest.raises(AuthError, match="boss is the only enabled administrator: add or enable another"):
+        users.set_disabled("boss", True, by="boss")
+    users.add("boss2", "administrator", PASSWORD, "2026-01-15", by="boss")
+    assert users.set_disabled("boss", True, by="boss").disabled
+    with pytest.raises(AuthError, match="only enabled administrator"):
+        users.set_disabled("boss2", True, by="boss2")
 
 
 def test_unknown_user_login_is_audited(users, store):
