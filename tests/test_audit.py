@@ -428,9 +428,13 @@ def test_password_prompt_is_used_in_a_terminal(users, store, monkeypatch):
 def test_case_or_detailed_reason_is_required():
     assert check_purpose("C-1", None, 15) == ("C-1", None)
     assert check_purpose(None, "  stolen   vehicle follow-up ", 15) == (None, "stolen vehicle follow-up")
-    for case, reason in [(None, None), ("  ", None), (None, "checking"), (None, "x" * 14)]:
-        with pytest.raises(AuthError, match="case/CFS number"):
+    for case, reason in [(None, None), ("  ", None), (None, "checking"), (None, "x" * 14),
+                         (None, "- . - . - . - . - . - ."), (None, "a b c d e f g h i j k l m n")]:
+        with pytest.raises(AuthError, match="give a case/CFS number"):
             check_purpose(case, reason, 15)
+    for case in ("-", "--", "?", " . ", "7"):
+        with pytest.raises(AuthError, match=r"is not a case/CFS number: give the number on file"):
+            check_purpose(case, "a perfectly good reason", 15)
 
 
 def test_access_record_carries_who_what_why_and_count(users, store, password):

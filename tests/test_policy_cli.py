@@ -115,6 +115,8 @@ def test_login_token_is_used_then_revoked(cli, reads):
 def test_search_refuses_without_case_or_detailed_reason(cli, reads):
     rc, _, err = cli("search", "--plate", "*BC12*", "--reason", "checking", user="op1")
     assert rc == 3 and "case/CFS number" in err
+    rc, _, err = cli("search", "--plate", "*BC12*", "--case", "-", user="op1")
+    assert rc == 3 and "--case '-' is not a case/CFS number" in err
     assert records(cli, action="search") == []
 
 
