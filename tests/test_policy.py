@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import json
+import os
 import random
 import re
 import uuid
@@ -262,6 +263,16 @@ def test_export_bundle_has_reads_crops_manifest_audit_and_signature(store, tmp_p
     assert any(line.startswith("signature of manifest.json: valid (Ed25519") for line in check.checked)
     with pytest.raises(ExportError, match="not empty"):
         write_bundle(dest, [], {}, lambda q, n: {}, KEY)
+
+
+def test_bundle_files_are_not_world_readable_whatever_the_umask(store, tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        dest, _ = _bundle(store, tmp_path)
+    finally:
+        os.umask(old_umask)
+    assert {p.stat().st_mode & 0o777 for p in dest.rglob("*") if p.is_file()} == {0o640}
+    assert {dest.stat().st_mode & 0o777, (dest / "crops").stat().st_mode & 0o777} == {0o750}
 
 
 def test_verify_without_the_public_key_says_what_it_could_not_check(store, tmp_path):

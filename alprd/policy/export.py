@@ -19,6 +19,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -33,6 +34,7 @@ from alprd.store import utc_now
 
 FORMAT = "alprd-evidence-2"
 MANIFEST, AUDIT, SIGNATURE = "manifest.json", "audit.json", "manifest.sig"
+FILE_MODE, DIR_MODE = 0o640, 0o750
 RecordExport = Callable[[dict[str, Any], int], dict[str, Any]]
 
 
@@ -61,31 +63,38 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
+def _write(path: Path, data: bytes) -> None:
+    """A new file, mode 0640 whatever the umask: a bundle holds plates and positions."""
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "wb") as f:
+        f.write(data)
+
+
 def write_bundle(dest: Path, reads: list[dict[str, Any]], about: dict[str, Any], record: RecordExport,
                  key: Ed25519PrivateKey) -> dict:
     """Write and sign the bundle; ``record(query, count)`` writes the access record and returns it."""
     if dest.exists() and any(dest.iterdir()):
         raise ExportError(f"{dest} is not empty: export into a new or empty folder")
-    (dest / "crops").mkdir(parents=True, exist_ok=True)
+    dest.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    (dest / "crops").mkdir(mode=DIR_MODE, exist_ok=True)
     rows = []
     for read in reads:
         crop_file = None
         if read.get("crop_jpeg"):
             crop_file = f"crops/{read['id']}.jpg"
-            (dest / crop_file).write_bytes(read["crop_jpeg"])
+            _write(dest / crop_file, read["crop_jpeg"])
         rows.append(public_read(read, crop_file))
-    (dest / "reads.json").write_text(json.dumps({"export": about, "reads": rows}, indent=1), encoding="utf-8")
-    (dest / "reads.csv").write_text(_csv(rows), encoding="utf-8", newline="")
+    _write(dest / "reads.json", json.dumps({"export": about, "reads": rows}, indent=1).encode())
+    _write(dest / "reads.csv", _csv(rows).encode())
     files = {p.relative_to(dest).as_posix(): sha256_file(p) for p in sorted(dest.rglob("*")) if p.is_file()}
     audit = record({**about, "to": str(dest), "content_sha256": content_digest(files)}, len(rows))
-    (dest / AUDIT).write_text(json.dumps(audit, indent=1), encoding="utf-8")
+    _write(dest / AUDIT, json.dumps(audit, indent=1).encode())
     files[AUDIT] = sha256_file(dest / AUDIT)
     manifest = {"format": FORMAT, "created_at": utc_now(), "export": about, "reads": len(rows), "audit": audit,
                 "signed_by": {"algorithm": "Ed25519", "key_id": key_id(key.public_key())},
                 "files": [{"path": p, "sha256": h} for p, h in sorted(files.items())]}
     data = json.dumps(manifest, indent=1).encode()
-    (dest / MANIFEST).write_bytes(data)
-    (dest / SIGNATURE).write_text(sign(key, data) + "\n", encoding="ascii")
+    _write(dest / MANIFEST, data)
+    _write(dest / SIGNATURE, (sign(key, data) + "\n").encode())
     return manifest
 
 

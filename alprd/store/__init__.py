@@ -11,8 +11,11 @@ schema.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
+import stat
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -246,6 +249,23 @@ class Read:
         return row
 
 
+DB_FILE_MODE = 0o600  # plates and positions: the alprd user alone, whatever the umask
+
+
+def _private(path: Path) -> None:
+    """Create the database file 0600, or bring an existing one and its WAL files to 0600.
+
+    SQLite gives the -wal and -shm files the database file's mode, so this one decides.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DB_FILE_MODE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):  # missing, or not ours to change: leave it
+            mode = file.stat().st_mode
+            if stat.S_ISREG(mode) and mode & 0o077:
+                file.chmod(DB_FILE_MODE)
+
+
 class Store:
     """Thread-safe access to the database; one instance per process."""
 
@@ -254,6 +274,7 @@ class Store:
         self.audit_secret = audit_secret or self.path.parent / AUDIT_SECRET_FILE  # the access log's key file
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private(self.path)
         try:
             conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
             self.db = sqlite_utils.Database(conn)
