@@ -73,7 +73,7 @@ def replace_file(path: Path, data: bytes) -> None:
         raise
 
 
-def _read(path: Path, what: str) -> bytes | None:
+def read_file(path: Path, what: str) -> bytes | None:
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -87,7 +87,7 @@ def _read(path: Path, what: str) -> bytes | None:
 
 def read_secret(path: Path) -> bytes | None:
     """The audit secret, or None when there is none yet."""
-    data = _read(path, "access-log secret")
+    data = read_file(path, "access-log secret")
     if data is not None and len(data) != SECRET_BYTES:
         raise KeyFileError(f"{path}: not an access-log secret ({len(data)} bytes, expected {SECRET_BYTES}); "
                            "restore the unit's own file from its backup")
@@ -106,12 +106,12 @@ def create_secret(path: Path) -> bytes:
 
 def signing_key(path: Path) -> Ed25519PrivateKey:
     """The unit's signing key, created on first use."""
-    data = _read(path, "signing key")
+    data = read_file(path, "signing key")
     if data is None:
         pem = Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         create_once(path, pem)
-        data = _read(path, "signing key") or b""
+        data = read_file(path, "signing key") or b""
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except ValueError:
@@ -128,7 +128,7 @@ def public_pem(key: Ed25519PrivateKey) -> bytes:
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
     """A public key file as ``alprd keys export-public`` writes it."""
-    data = _read(path, "public key")
+    data = read_file(path, "public key")
     if data is None:
         raise KeyFileError(f"{path}: no such file (the unit's public key: alprd keys export-public on the unit)")
     try:

@@ -9,6 +9,7 @@ import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -210,6 +211,20 @@ def test_a_missing_secret_stops_recording_and_is_reported(log, store):
     with pytest.raises(ValueError, match="secret is missing, but the log was keyed with it from record 1"):
         log.record("op1", "login")
     assert [p.kind for p in log.verify()] == ["unverifiable"]
+
+
+def test_an_unreadable_anchor_is_a_clear_error(log, store, monkeypatch):
+    real = Path.read_bytes
+
+    def read_bytes(path: Path) -> bytes:  # as for another user's file (chmod does not stop root, who runs CI)
+        if path == log.anchor_path:
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    for attempt in (log.verify, lambda: log.record("op1", "login")):
+        with pytest.raises(ValueError, match="head anchor cannot be read .* run alprd as the alprd user"):
+            attempt()
 
 
 def test_an_old_unkeyed_log_verifies_and_is_keyed_from_its_next_record(log, store):

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import sqlite_utils
 import structlog
 
-from alprd.keys import KeyFileError, create_secret, read_secret, replace_file
+from alprd.keys import KeyFileError, create_secret, read_file, read_secret, replace_file
 from alprd.log import get_logger
 from alprd.store import Store, utc_now
 
@@ -338,9 +338,12 @@ class AccessLog:
         that ``verify`` reports. Only a secret made just now brings a new one.
         """
         if new is None:
+            text = read_file(self.anchor_path, "access-log head anchor")
+            if text is None:
+                return
             try:
-                old = Anchor.load(self.anchor_path.read_bytes(), secret)
-            except (FileNotFoundError, ValueError):
+                old = Anchor.load(text, secret)
+            except ValueError:
                 return
             if old.seq >= seq:
                 return
@@ -362,10 +365,7 @@ class AccessLog:
         rows = self.store.query(
             f"SELECT seq, prev_hash, hash, mac, {', '.join(HASHED_FIELDS)} FROM access_log ORDER BY seq")
         head = self.store.query("SELECT seq, hash FROM audit_head WHERE id = 1")
-        try:
-            anchor_text = self.anchor_path.read_bytes()
-        except FileNotFoundError:
-            anchor_text = None
+        anchor_text = read_file(self.anchor_path, "access-log head anchor")
         return check_chain(rows, head[0] if head else None, read_secret(self.secret_path), anchor_text, reported)
 
     def verify(self) -> list[Problem]:
