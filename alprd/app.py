@@ -23,7 +23,7 @@ from alprd.hotlist.alerts import Alerter
 from alprd.hotlist.hotlist import Hotlist
 from alprd.hotlist.sync import HotlistSync
 from alprd.policy.retention import RetentionService
-from alprd.store import Store
+from alprd.store import Store, open_store
 from alprd.uplink.uploader import Uploader
 from alprd.vision import load_reader
 from alprd.vision.reader import PlateReader
@@ -36,7 +36,7 @@ def build_daemon(
     reader: PlateReader | None = None,
 ) -> Daemon:
     """The configured daemon, ready to ``run``; arguments override parts (tests, demo)."""
-    store = store or Store(config.store.path)
+    store = store or open_store(config.store)
     source = source or open_source(config.camera)
     reader = reader or load_reader(config.vision)
     gps = FixedPosition(config.gps) if config.gps.mode == "fixed" else (

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from alprd.keys import AUDIT_SECRET_FILE, SIGNING_KEY_FILE
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MODELS_DIR = PACKAGE_DIR.parent / "models"
 
@@ -129,10 +131,22 @@ class StoreConfig(Section):
 
     state_dir: Path = Path("state")
     database: str = Field(default="alprd.db", min_length=1)
+    audit_secret: str = Field(default=AUDIT_SECRET_FILE, min_length=1,
+                              description="access-log secret (0600): inside state_dir, or an absolute path")
+    signing_key: str = Field(default=SIGNING_KEY_FILE, min_length=1,
+                             description="evidence signing key (0600): inside state_dir, or an absolute path")
 
     @property
     def path(self) -> Path:
         return self.state_dir / self.database
+
+    @property
+    def audit_secret_path(self) -> Path:
+        return self.state_dir / self.audit_secret
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.state_dir / self.signing_key
 
 
 class GpsConfig(Section):

@@ -11,7 +11,8 @@
 #   user alprd (system account, no login) in the video and dialout groups;
 #   /opt/alprd/venv with alprd installed, /opt/alprd/models with the ONNX models;
 #   /etc/alprd/alprd.toml (alprd:alprd 0600) and /etc/alprd/alprd.env for secrets (root 0600);
-#   /var/lib/alprd (alprd:alprd 0750; the database inside 0600);
+#   /var/lib/alprd (alprd:alprd 0750; the database, signing key and access-log secret inside 0600);
+#   /etc/alprd/signing-public.pem, the public key the department checks evidence bundles with;
 #   systemd/alprd.service -> /etc/systemd/system, checked with systemd-analyze verify, enabled.
 set -euo pipefail
 
@@ -28,7 +29,7 @@ for arg in "$@"; do
     --pi) pi=1 ;;
     --start) start=1 ;;
     --no-enable) enable=0 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -100,6 +101,12 @@ step "check the configuration as $SERVICE_USER"
 runuser -u "$SERVICE_USER" -- "$PREFIX/venv/bin/alprd" config check "$CONF_DIR/alprd.toml" >/dev/null \
   || die "$CONF_DIR/alprd.toml is invalid: fix it (alprd config check shows why) and re-run"
 
+step "keys in $STATE_DIR (signing key and access-log secret, alprd 0600; never replaced)"
+runuser -u "$SERVICE_USER" -- "$PREFIX/venv/bin/alprd" -c "$CONF_DIR/alprd.toml" keys init
+runuser -u "$SERVICE_USER" -- "$PREFIX/venv/bin/alprd" -c "$CONF_DIR/alprd.toml" keys export-public \
+  > "$CONF_DIR/signing-public.pem"
+chmod 0644 "$CONF_DIR/signing-public.pem"
+
 step "systemd unit"
 install -o root -g root -m 0644 "$REPO/systemd/alprd.service" "$UNIT_DIR/alprd.service"
 if command -v systemd-analyze >/dev/null; then
@@ -121,4 +128,5 @@ alprd installed.
   health:   sudo alprd status   (or add yourself to the alprd group: sudo usermod -aG alprd \$USER)
   checks:   sudo systemctl stop alprd; sudo -u $SERVICE_USER $PREFIX/venv/bin/alprd diag all
   logs:     journalctl -u alprd -f
+  evidence: give the department $CONF_DIR/signing-public.pem (alprd export verify DIR --public-key FILE)
 DONE

@@ -6,8 +6,10 @@ import argparse
 import sqlite3
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -90,8 +92,9 @@ def test_edited_and_rehashed_record_breaks_the_next_link(log, store):
     store.db.execute("UPDATE access_log SET reason = ?, hash = ? WHERE seq = 3",
                      [row["reason"], record_hash(row["prev_hash"], row)])
     problems = log.verify()
-    assert [(p.seq, p.kind) for p in problems] == [(4, "broken")]
-    assert "record 3 was replaced or re-hashed" in str(problems[0])
+    assert [(p.seq, p.kind) for p in problems] == [(3, "forged"), (4, "broken")]
+    assert "record 3: the MAC is not this unit's" in str(problems[0])
+    assert "record 3 was replaced or re-hashed" in str(problems[1])
 
 
 def test_deleted_record_is_named(log, store):
@@ -118,6 +121,124 @@ def test_reordered_records_are_named(log, store):
     kinds = {(p.seq, p.kind) for p in log.verify()}
     assert (2, "reordered") in kinds and (3, "reordered") in kinds
     assert all(kind != "edited" for _, kind in kinds)
+
+
+def rehash_plainly(store, keep_mac: bool) -> None:
+    """Rebuild the whole chain with plain SHA-256, as anyone with the file but not the secret can."""
+    drop_guards(store)
+    prev = GENESIS
+    for row in store.query("SELECT * FROM access_log ORDER BY seq"):
+        digest = record_hash(prev, {**row, "reason": "nothing to see"})
+        store.db.execute("UPDATE access_log SET prev_hash = ?, hash = ?, reason = 'nothing to see', "
+                         f"mac = {'mac' if keep_mac else 'NULL'} WHERE seq = ?", [prev, digest, row["seq"]])
+        prev = digest
+    store.db.execute("UPDATE audit_head SET hash = ?", [prev])
+
+
+def test_records_are_keyed_by_a_secret_outside_the_database(log, store):
+    assert store.audit_secret == store.path.parent / "audit.key"
+    assert store.audit_secret.stat().st_mode & 0o777 == 0o600
+    assert len(store.audit_secret.read_bytes()) == 32
+    assert all(r.mac and len(r.mac) == 64 for r in log.show())
+    check = log.check()
+    assert check.problems == [] and check.keyed_from == 1 and check.anchored_at == 6
+    assert check.coverage() == "records 1..6 keyed; head anchored at record 6"
+
+
+@pytest.mark.parametrize("keep_mac", [True, False])
+def test_a_chain_rehashed_without_the_secret_is_caught(log, store, keep_mac):
+    rehash_plainly(store, keep_mac)
+    problems = log.verify()
+    assert find_problems(store.query("SELECT * FROM access_log ORDER BY seq"), None) == []  # the plain chain holds
+    assert [(p.seq, p.kind) for p in problems] == [(1, "forged" if keep_mac else "unkeyed"), (6, "edited")]
+    assert "records 1..6" in str(problems[0]) and "the head anchor outside the database" in str(problems[1])
+
+
+def test_cutting_the_tail_and_fixing_the_head_row_is_caught_by_the_anchor(log, store):
+    drop_guards(store)
+    store.db.execute("DELETE FROM access_log WHERE seq >= 5")
+    store.db.execute("UPDATE audit_head SET seq = 4, hash = (SELECT hash FROM access_log WHERE seq = 4)")
+    problems = log.verify()
+    assert [(p.seq, p.kind) for p in problems] == [(5, "deleted")]
+    assert "head anchor outside the database is at record 6" in str(problems[0])
+    log.record("op1", "login")  # the next logins must not move the anchor back over the cut
+    assert [(p.seq, p.kind) for p in log.verify()] == [(6, "deleted")]
+    log.record("op1", "login")
+    assert [(p.seq, p.kind) for p in log.verify()] == [(6, "edited")]
+
+
+def test_a_wiped_table_is_caught_by_the_anchor(log, store):
+    drop_guards(store)
+    store.db.execute("DELETE FROM access_log")
+    store.db.execute("DELETE FROM audit_head")
+    assert [(p.seq, p.kind) for p in log.verify()] == [(1, "deleted")]
+
+
+def test_a_deleted_or_forged_anchor_is_reported(log, store):
+    anchor = log.anchor_path.read_bytes()
+    log.anchor_path.unlink()
+    assert [p.kind for p in log.verify()] == ["anchor"]
+    log.record("op1", "login")  # nor does the next record quietly bring a new one
+    assert [p.kind for p in log.verify()] == ["anchor"]
+    log.anchor_path.write_bytes(anchor.replace(b'"seq": 6', b'"seq": 60'))
+    assert "altered or replaced (not signed by this unit's secret)" in str(log.verify()[0])
+
+
+def test_a_log_replaced_with_its_secret_and_anchor_is_caught_by_the_departments_head(log, store):
+    head = log.head()
+    assert head["seq"] == 6 and head["mac"] == log.show()[-1].mac
+    assert log.check(reported=(head["seq"], head["mac"])).problems == []
+    drop_guards(store)
+    store.db.execute("DELETE FROM access_log")
+    store.db.execute("DELETE FROM audit_head")
+    log.secret_path.unlink()
+    log.anchor_path.unlink()
+    assert log.verify() == []  # on the unit alone, a fresh log
+    problems = log.check(reported=(head["seq"], head["mac"])).problems
+    assert [(p.seq, p.kind) for p in problems] == [(6, "deleted")] and "the department saw" in str(problems[0])
+
+
+def test_a_missing_secret_stops_recording_and_is_reported(log, store):
+    log.secret_path.unlink()
+    with pytest.raises(ValueError, match="secret is missing, but the log was keyed with it from record 1"):
+        log.record("op1", "login")
+    assert [p.kind for p in log.verify()] == ["unverifiable"]
+
+
+def test_an_unreadable_anchor_is_a_clear_error(log, store, monkeypatch):
+    real = Path.read_bytes
+
+    def read_bytes(path: Path) -> bytes:  # as for another user's file (chmod does not stop root, who runs CI)
+        if path == log.anchor_path:
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    for attempt in (log.verify, lambda: log.record("op1", "login")):
+        with pytest.raises(ValueError, match="head anchor cannot be read .* run alprd as the alprd user"):
+            attempt()
+
+
+def test_an_old_unkeyed_log_verifies_and_is_keyed_from_its_next_record(log, store):
+    drop_guards(store)
+    store.db.execute("UPDATE access_log SET mac = NULL")  # as written before audit_0002_keyed
+    log.secret_path.unlink()
+    log.anchor_path.unlink()
+    check = log.check()
+    assert check.problems == [] and check.coverage().startswith("no record is keyed yet")
+    log.record("op1", "login")
+    check = log.check()
+    assert check.problems == []
+    assert check.coverage() == ("records 1..6 hash-linked only (written before the log was keyed), 7..7 keyed; "
+                                "head anchored at record 7")
+
+
+def test_keying_at_install_anchors_the_log_before_its_first_record(store):
+    log = AccessLog(store)
+    assert log.init_secret() and not log.init_secret()
+    assert log.check().problems == []
+    log.record("op1", "login")
+    assert log.check().coverage() == "records 1..1 keyed; head anchored at record 1"
 
 
 def test_processes_appending_at_once_keep_one_chain(tmp_path):
@@ -221,6 +342,47 @@ def test_failed_logins_lock_the_account_and_are_audited(store, monkeypatch):
     assert log.show(user="op1", action="login")
 
 
+def test_parallel_logins_check_no_more_passwords_than_the_limit(users, store):
+    """Each login its own connection, as separate processes would be; all start at once."""
+    start = threading.Barrier(20)
+    outcomes: list[str] = []
+
+    def guess(i: int) -> None:
+        other = Store(store.path)
+        try:
+            start.wait()
+            Users(other, PolicyConfig(max_failed_logins=5)).authenticate("op1", f"guess number {i:02d}")
+        except AuthError as err:
+            outcomes.append("locked" if "is locked" in str(err) else "checked")
+        finally:
+            other.close()
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes) == ["checked"] * 5 + ["locked"] * 15
+    assert len(AccessLog(store).show(user="op1", action="login.failed")) == 5
+
+
+def test_a_password_reset_ends_the_users_sessions(users, store):
+    token, _ = Sessions(store, PolicyConfig()).issue("op1")
+    users.set_password("op1", "a brand new password", by="sup1")
+    with pytest.raises(AuthError, match="unknown or revoked"):
+        Sessions(store, PolicyConfig()).resolve(token)
+
+
+def test_the_only_administrator_cannot_disable_himself(users, store):
+    users.add("boss", "administrator", PASSWORD, "2026-01-15", by=None)
+    with pytest.raises(AuthError, match="boss is the only enabled administrator: add or enable another"):
+        users.set_disabled("boss", True, by="boss")
+    users.add("boss2", "administrator", PASSWORD, "2026-01-15", by="boss")
+    assert users.set_disabled("boss", True, by="boss").disabled
+    with pytest.raises(AuthError, match="only enabled administrator"):
+        users.set_disabled("boss2", True, by="boss2")
+
+
 def test_unknown_user_login_is_audited(users, store):
     with pytest.raises(AuthError, match="unknown user or wrong password"):
         users.authenticate("nobody", PASSWORD)
@@ -273,9 +435,13 @@ def test_password_prompt_is_used_in_a_terminal(users, store, monkeypatch):
 def test_case_or_detailed_reason_is_required():
     assert check_purpose("C-1", None, 15) == ("C-1", None)
     assert check_purpose(None, "  stolen   vehicle follow-up ", 15) == (None, "stolen vehicle follow-up")
-    for case, reason in [(None, None), ("  ", None), (None, "checking"), (None, "x" * 14)]:
-        with pytest.raises(AuthError, match="case/CFS number"):
+    for case, reason in [(None, None), ("  ", None), (None, "checking"), (None, "x" * 14),
+                         (None, "- . - . - . - . - . - ."), (None, "a b c d e f g h i j k l m n")]:
+        with pytest.raises(AuthError, match="give a case/CFS number"):
             check_purpose(case, reason, 15)
+    for case in ("-", "--", "?", " . ", "7"):
+        with pytest.raises(AuthError, match=r"is not a case/CFS number: give the number on file"):
+            check_purpose(case, "a perfectly good reason", 15)
 
 
 def test_access_record_carries_who_what_why_and_count(users, store, password):

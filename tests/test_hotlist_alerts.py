@@ -185,6 +185,9 @@ def test_cli_alert_list_and_disposition(cli, tmp_path, capsys):
     (a,) = store.query("select disposition, disposition_by, disposition_note from alerts")
     assert a == {"disposition": "misread", "disposition_by": "off1", "disposition_note": "was ABC128"}
     assert cli("alert", "disposition", "nosuch", "confirmed", "--user", "off1") == 2
+    for wildcard in ("%", "_", row["id"][:4] + "%"):  # a prefix of the id, never an SQL pattern
+        assert cli("alert", "disposition", wildcard, "confirmed", "--user", "off1") == 2
+    assert store.query("select disposition from alerts")[0]["disposition"] == "misread"
     assert ("off1", "alert.disposition") in [(r.username, r.action) for r in AccessLog(store).show()]
 
 

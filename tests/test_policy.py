@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import json
+import os
 import random
 import re
 import uuid
@@ -14,11 +15,21 @@ from datetime import UTC, datetime, timedelta
 
 import cv2
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from alprd.audit import AccessLog
+from alprd.audit.accesslog import record_hash
 from alprd.config import PolicyConfig
+from alprd.keys import key_id, sign
 from alprd.policy import evidence, release, report
-from alprd.policy.export import ExportError, verify_bundle, write_bundle
+from alprd.policy.export import (
+    ExportError,
+    content_digest,
+    member,
+    sha256_file,
+    verify_bundle,
+    write_bundle,
+)
 from alprd.policy.retention import RetentionService, cutoff_for, purge
 from alprd.policy.search import SearchError, SearchQuery, plate_pattern, plate_strategy, search
 from alprd.records import Read, iso
@@ -218,6 +229,9 @@ def test_hold_needs_existing_reads_and_is_kept_on_file(store):
     assert evidence.list_holds(store, active_only=True) == []
 
 
+KEY = Ed25519PrivateKey.generate()
+
+
 def _bundle(store, tmp_path):
     ids = [add_read(store, "EVI001", days_ago=2), add_read(store, "EVI002", days_ago=1, crop=None)]
     evidence.add_hold(store, "C-5", "hit and run witness plate", ids, by="op1")
@@ -227,14 +241,14 @@ def _bundle(store, tmp_path):
         return log.get(log.record("op1", "export", query, case_number="C-5", records=count)).as_dict()
 
     dest = tmp_path / "usb"
-    manifest = write_bundle(dest, evidence.held_reads(store, "C-5"), {"case": "C-5"}, record)
+    manifest = write_bundle(dest, evidence.held_reads(store, "C-5"), {"case": "C-5"}, record, KEY)
     return dest, manifest
 
 
-def test_export_bundle_has_reads_crops_manifest_and_audit(store, tmp_path):
+def test_export_bundle_has_reads_crops_manifest_audit_and_signature(store, tmp_path):
     dest, manifest = _bundle(store, tmp_path)
     paths = {f["path"] for f in manifest["files"]}
-    assert {"reads.json", "reads.csv", "audit.json"} <= paths
+    assert {"reads.json", "reads.csv", "audit.json"} <= paths and "manifest.sig" not in paths
     assert sum(p.startswith("crops/") for p in paths) == 1
     data = json.loads((dest / "reads.json").read_text())
     assert [r["plate"] for r in data["reads"]] == ["EVI001", "EVI002"]
@@ -243,33 +257,112 @@ def test_export_bundle_has_reads_crops_manifest_and_audit(store, tmp_path):
     assert [r["plate"] for r in rows] == ["EVI001", "EVI002"]
     audit = json.loads((dest / "audit.json").read_text())
     assert audit["action"] == "export" and audit["records"] == 2 and audit["case_number"] == "C-5"
-    assert verify_bundle(dest) == ([], audit)
+    assert manifest["audit"] == audit and manifest["signed_by"]["key_id"] == key_id(KEY.public_key())
+    check = verify_bundle(dest, KEY.public_key())
+    assert check.problems == [] and check.unchecked == [] and check.audit == audit
+    assert any(line.startswith("signature of manifest.json: valid (Ed25519") for line in check.checked)
     with pytest.raises(ExportError, match="not empty"):
-        write_bundle(dest, [], {}, lambda q, n: {})
+        write_bundle(dest, [], {}, lambda q, n: {}, KEY)
 
 
-def test_verify_names_a_changed_missing_or_added_file(store, tmp_path):
+def test_bundle_files_are_not_world_readable_whatever_the_umask(store, tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        dest, _ = _bundle(store, tmp_path)
+    finally:
+        os.umask(old_umask)
+    assert {p.stat().st_mode & 0o777 for p in dest.rglob("*") if p.is_file()} == {0o640}
+    assert {dest.stat().st_mode & 0o777, (dest / "crops").stat().st_mode & 0o777} == {0o750}
+
+
+def test_verify_without_the_public_key_says_what_it_could_not_check(store, tmp_path):
     dest, _ = _bundle(store, tmp_path)
-    crop = next((dest / "crops").iterdir())
-    crop.write_bytes(b"\xff\xd8other")
-    (dest / "reads.csv").unlink()
-    (dest / "note.txt").write_text("added later")
-    problems, _ = verify_bundle(dest)
-    assert any(f"{crop.relative_to(dest).as_posix()}: changed" in p for p in problems)
-    assert "reads.csv: missing" in problems
-    assert "note.txt: not in the manifest (added after export)" in problems
+    check = verify_bundle(dest)
+    assert check.problems == []
+    assert check.unchecked == [("signature: NOT CHECKED, no public key given (--public-key FILE: the unit's key, "
+                               "from the department); without it a consistent edit of the whole bundle passes")]
 
 
-def test_verify_catches_a_relisted_manifest(store, tmp_path):
-    dest, manifest = _bundle(store, tmp_path)
+def forge_consistently(dest) -> None:
+    """Edit a read, then re-hash everything a forger can: files, audit record, manifest."""
+    data = json.loads((dest / "reads.json").read_text())
+    data["reads"][0]["plate"] = "FAKE01"
+    (dest / "reads.json").write_text(json.dumps(data))
+    manifest = json.loads((dest / "manifest.json").read_text())
+    files = {f["path"]: sha256_file(dest / f["path"]) for f in manifest["files"] if f["path"] != "audit.json"}
+    audit = json.loads((dest / "audit.json").read_text())
+    audit["query"] = json.dumps({**json.loads(audit["query"]), "content_sha256": content_digest(files)})
+    audit["hash"] = record_hash(audit["prev_hash"], audit)
+    (dest / "audit.json").write_text(json.dumps(audit))
+    files["audit.json"] = sha256_file(dest / "audit.json")
+    manifest.update(audit=audit, files=[{"path": p, "sha256": h} for p, h in sorted(files.items())])
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_consistent_forgery_is_caught_only_by_the_signature(store, tmp_path):
+    dest, _ = _bundle(store, tmp_path)
+    forge_consistently(dest)
+    assert verify_bundle(dest).problems == []  # away from the unit, without its key: nothing shows
+    problems = verify_bundle(dest, KEY.public_key()).problems
+    assert problems == [(f"manifest.sig: not a valid signature of manifest.json by key {key_id(KEY.public_key())}: "
+                        "the manifest was altered, or another unit signed it")]
+
+
+def _edit_json(path, **changes) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def relist_csv(dest) -> None:
     (dest / "reads.csv").write_text("id,plate\nx,FAKE\n")
-    from alprd.policy.export import sha256_file
+    manifest = json.loads((dest / "manifest.json").read_text())
     for f in manifest["files"]:
         if f["path"] == "reads.csv":
             f["sha256"] = sha256_file(dest / "reads.csv")
     (dest / "manifest.json").write_text(json.dumps(manifest))
-    problems, _ = verify_bundle(dest)
-    assert problems == ["manifest lists other files than the export's audit record vouches for"]
+
+
+def _crop(dest):
+    return next((dest / "crops").iterdir())
+
+
+TAMPERING = {
+    "a read's row": (lambda d: (d / "reads.csv").write_text("id,plate\nx,FAKE\n"), "reads.csv: changed"),
+    "an image": (lambda d: _crop(d).write_bytes(b"\xff\xd8other"), ": changed (SHA-256 differs"),
+    "a deleted file": (lambda d: (d / "reads.json").unlink(), "reads.json: missing"),
+    "the manifest": (lambda d: _edit_json(d / "manifest.json", reads=5), "manifest.sig: not a valid signature"),
+    "the audit record": (lambda d: _edit_json(d / "audit.json", records=0),
+                         "audit.json: its hash does not match its fields"),
+    "the signature": (lambda d: (d / "manifest.sig").write_text(sign(Ed25519PrivateKey.generate(), b"x")),
+                      "manifest.sig: not a valid signature"),
+    "no signature": (lambda d: (d / "manifest.sig").unlink(), "manifest.sig: missing or unreadable"),
+    "a re-listed manifest": (relist_csv, "manifest lists other files than the export's audit record vouches for"),
+    "an added file": (lambda d: (d / "note.txt").write_text("added later"),
+                      "note.txt: not in the manifest (added after export)"),
+}
+
+
+@pytest.mark.parametrize("part", TAMPERING)
+def test_tampering_with_any_part_of_a_bundle_is_caught(store, tmp_path, part):
+    dest, _ = _bundle(store, tmp_path)
+    tamper, expected = TAMPERING[part]
+    tamper(dest)
+    problems = verify_bundle(dest, KEY.public_key()).problems
+    assert any(expected in p for p in problems), problems
+
+
+def test_verify_refuses_manifest_paths_outside_the_bundle(store, tmp_path):
+    dest, manifest = _bundle(store, tmp_path)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not part of the bundle")
+    (dest / "link.txt").symlink_to(outside)
+    digest = sha256_file(outside)  # listed with the right hash: refused all the same, never read
+    manifest["files"] += [{"path": p, "sha256": digest} for p in (str(outside), "../secret.txt", "link.txt")]
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    problems = verify_bundle(dest).problems
+    for path in (str(outside), "../secret.txt", "link.txt"):
+        assert f"{path!r}: refused: the manifest names a file outside the bundle" in " ".join(problems)
+    assert member(dest, "crops/x.jpg") == dest / "crops" / "x.jpg"
+    assert member(dest, "C:/Windows") is None and member(dest, "crops\\..\\..\\x") is None
 
 
 # -- releases ---------------------------------------------------------------------

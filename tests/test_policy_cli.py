@@ -116,6 +116,8 @@ def test_login_token_is_used_then_revoked(cli, reads):
 def test_search_refuses_without_case_or_detailed_reason(cli, reads):
     rc, _, err = cli("search", "--plate", "*BC12*", "--reason", "checking", user="op1")
     assert rc == 3 and "case/CFS number" in err
+    rc, _, err = cli("search", "--plate", "*BC12*", "--case", "-", user="op1")
+    assert rc == 3 and "--case '-' is not a case/CFS number" in err
     assert records(cli, action="search") == []
 
 
@@ -194,6 +196,26 @@ def test_hold_release_request_and_export_flow(cli, reads, tmp_path):
     assert rc == 0 and "approved" in out and "State Police" in out
 
 
+def test_the_department_checks_a_bundle_with_the_units_public_key(cli, reads, tmp_path):
+    rc, out, _ = cli("keys", "init")
+    assert rc == 0 and "access-log secret" in out and "(already there)" in out  # the log was keyed by users add
+    assert (tmp_path / "state" / "signing.key").stat().st_mode & 0o777 == 0o600
+    rc, _, err = cli("keys", "export-public", "--out", str(tmp_path / "unit.pem"))
+    assert rc == 0 and "public key" in err
+    assert cli("hold", "add", "--read", reads[0], "--case", "C-7", "--reason", "stolen car recovered",
+               user="op1")[0] == 0
+    assert cli("export", "--case", "C-7", "--to", str(tmp_path / "usb"), user="op1")[0] == 0
+    away = tmp_path / "department.toml"  # no database, no keys: a desk at headquarters
+    away.write_text(f'[store]\nstate_dir = "{tmp_path / "hq"}"\n')
+    for extra, verdict in (([], "NOT shown to come from the unit"), (["--public-key", str(tmp_path / "unit.pem")],
+                                                                     "bundle intact")):
+        rc = main(["-c", str(away), "export", "verify", str(tmp_path / "usb"), *extra])
+        out = cli.capsys.readouterr().out
+        assert rc == 0 and verdict in out and "not checked: the unit's access log" in out
+    rc = main(["-c", str(away), "export", "verify", str(tmp_path / "usb"), "--public-key", str(tmp_path / "nope")])
+    assert rc == 2 and "no such file" in cli.capsys.readouterr().err
+
+
 def test_purge_by_hand_keeps_held_reads(cli, reads):
     store = cli.store()
     store.mark_uploaded(reads)
@@ -223,6 +245,36 @@ def test_audit_verify_names_the_tampered_record(cli, reads):
     store.close()
     rc, out, _ = cli("audit", "verify", user="aud1")
     assert rc == 1 and f"record {seq} was edited" in out
+
+
+def test_audit_verify_checks_before_its_login_writes_and_catches_a_cut_tail(cli, reads):
+    cli("search", "--plate", "ABC*", "--case", "C-1", user="op1")
+    rc, out, _ = cli("audit", "verify", user="aud1")
+    assert rc == 0 and "chain intact" in out and "keyed; head anchored at record" in out
+    assert "department's copy of the head: not compared" in out
+    verify = records(cli, action="audit.verify")[-1]
+    assert verify.records == verify.seq - 2  # counted before its own login record was written
+    store = cli.store()
+    last = AccessLog(store).head()["seq"]
+    store.db.execute("DROP TRIGGER access_log_no_delete")
+    store.db.execute("DELETE FROM access_log WHERE seq > ?", [last - 3])
+    store.db.execute("UPDATE audit_head SET seq = ?, hash = (SELECT hash FROM access_log WHERE seq = ?)",
+                     [last - 3, last - 3])
+    store.close()
+    rc, out, _ = cli("audit", "verify", user="aud1")
+    assert rc == 1 and f"record(s) {last - 2}..{last} deleted from the end" in out
+
+
+def test_audit_verify_compares_the_departments_head(cli, reads):
+    store = cli.store()
+    head = AccessLog(store).head()
+    store.close()
+    rc, out, _ = cli("audit", "verify", "--head", f"{head['seq']}:{head['mac']}", user="aud1")
+    assert rc == 0 and "department's copy of the head: compared" in out
+    rc, out, _ = cli("audit", "verify", "--head", f"{head['seq']}:{'0' * 64}", user="aud1")
+    assert rc == 1 and f"record {head['seq']} is not the one the department saw" in out
+    rc, _, err = cli("audit", "verify", "--head", "12", user="aud1")
+    assert rc == 2 and "write SEQ:MAC" in err
 
 
 def test_audit_show_filters(cli, reads):

@@ -1,3 +1,4 @@
+import os
 import sqlite3
 
 import pytest
@@ -103,3 +104,19 @@ def test_transaction_rolls_back_every_statement(store):
         with store.transaction():  # nested joins the outer transaction
             db["hotlist"].insert({"pattern": "BBB222", "category": "stolen_vehicle"})
     assert store.query("select count(*) as n from hotlist")[0]["n"] == 2
+
+
+def test_database_and_wal_files_are_private_whatever_the_umask(tmp_path):
+    old_umask = os.umask(0o022)
+    try:
+        path = tmp_path / "new.db"
+        store = Store(path)
+        store.insert_read(Read("ABC123", 0.9, (0.9,) * 6, "cam0", "dev1"))
+        modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.glob("new.db*")}
+        store.close()
+        assert modes == {"new.db": 0o600, "new.db-wal": 0o600, "new.db-shm": 0o600}
+        path.chmod(0o644)  # a database made by an older alprd
+        Store(path).close()
+        assert path.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old_umask)

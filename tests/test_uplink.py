@@ -20,6 +20,7 @@ import pytest
 from conftest import Broker, make_config
 from structlog.testing import capture_logs
 
+from alprd.audit import AccessLog
 from alprd.config import Config
 from alprd.records import Read, iso, utc_now
 from alprd.store import Store
@@ -346,6 +347,7 @@ def test_transfer_window_alarm_is_logged_published_and_cleared(tmp_path, broker,
     watcher.subscribe("alprd/car7/heartbeat", qos=1)
     watcher.loop_start()
     fill(store, 3, ts=iso(datetime.now(UTC) - timedelta(days=31)))
+    AccessLog(store).record("op1", "search", case_number="C-1")
     try:
         with capture_logs() as logs:
             running = Running(Uploader(config, store))
@@ -357,6 +359,7 @@ def test_transfer_window_alarm_is_logged_published_and_cleared(tmp_path, broker,
     finally:
         watcher.loop_stop()
     assert beats[0]["uplink"]["transfer"] == "critical"
+    assert beats[0]["audit_head"] == {"seq": 1, "mac": AccessLog(store).show()[0].mac}  # the log's head goes too
     assert beats[0]["uplink"]["oldest_age_days"] >= 31
     assert {"backlog", "oldest_unuploaded", "alerts_waiting"} <= set(beats[0]["uplink"])
     events = [(e["event"], e["log_level"]) for e in logs]

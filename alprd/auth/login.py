@@ -21,14 +21,26 @@ from alprd.auth.users import DATA_ROLES, AuthError, Role, User, Users, require_u
 from alprd.config import Config
 from alprd.store import Store
 
+MIN_CASE_ALNUM = 2  # "-" or "?" is no case number; "C-1" is
+
+
+def _alnum(text: str) -> int:
+    return sum(c.isalnum() for c in text)
+
 
 def check_purpose(case: str | None, reason: str | None, min_chars: int) -> tuple[str | None, str | None]:
-    """A case/CFS number, or a reason of at least ``min_chars`` characters (pure)."""
+    """A case/CFS number, or a reason of at least ``min_chars`` letters and digits (pure).
+
+    Only letters and digits count, so punctuation or spaces cannot stand in for a purpose.
+    """
     case = (case or "").strip() or None
     reason = " ".join((reason or "").split()) or None
-    if case is None and (reason is None or len(reason) < min_chars):
+    if case is not None and _alnum(case) < MIN_CASE_ALNUM:
+        raise AuthError(f"--case {case!r} is not a case/CFS number: give the number on file "
+                        f"(at least {MIN_CASE_ALNUM} letters or digits, e.g. CFS-2026-77)")
+    if case is None and (reason is None or _alnum(reason) < min_chars):
         raise AuthError(f"give a case/CFS number (--case) or a written reason of at least {min_chars} "
-                        "characters (--reason \"...\") for this access")
+                        "letters or digits (--reason \"...\") for this access")
     return case, reason
 
 

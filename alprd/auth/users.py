@@ -144,17 +144,27 @@ class Users:
         self.log.record(by, action, {"username": username, **shown})
         return self.require(username)
 
+    def _end_sessions(self, username: str) -> None:
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM sessions WHERE username = ?", [username])
+
     def set_password(self, username: str, password: str, by: str | None) -> User:
-        """New password; also lifts a lockout."""
+        """New password; also lifts a lockout and ends the user's sessions (a reset locks out a thief's token)."""
         self._check_password(password)
-        return self._update(username, "user.passwd", by, password_hash=hash_password(password),
+        user = self._update(username, "user.passwd", by, password_hash=hash_password(password),
                             failed_logins=0, locked_until=None)
+        self._end_sessions(username)
+        return user
 
     def set_disabled(self, username: str, disabled: bool, by: str | None) -> User:
+        if disabled and self.require(username).role is Role.ADMINISTRATOR and not self.store.query(
+                "SELECT 1 FROM users WHERE role = ? AND NOT disabled AND username != ?",
+                [Role.ADMINISTRATOR.value, username]):
+            raise AuthError(f"{username} is the only enabled administrator: add or enable another administrator "
+                            "first, or nobody could manage accounts")
         user = self._update(username, "user.disable" if disabled else "user.enable", by, disabled=int(disabled))
         if disabled:
-            with self.store.transaction() as db:
-                db.execute("DELETE FROM sessions WHERE username = ?", [username])
+            self._end_sessions(username)
         return user
 
     def set_trained(self, username: str, trained_on: str, by: str | None) -> User:
@@ -169,27 +179,43 @@ class Users:
             self.log.record(username, "login.failed", reason="unknown user")
             raise AuthError("login failed: unknown user or wrong password")
         now = self.clock()
-        if user.locked_until and user.locked_until > iso(now):
-            self.log.record(username, "login.refused", reason=f"locked until {user.locked_until}")
+        locked_until, locks_now = self._reserve_attempt(username, now)
+        if locked_until:
+            self.log.record(username, "login.refused", reason=f"locked until {locked_until}")
             raise AuthError(f"user {username} is locked after too many failed logins until "
-                            f"{user.locked_until[:16]}Z; wait, or an administrator resets the password")
+                            f"{locked_until[:16]}Z; wait, or an administrator resets the password")
         stored = self.store.query("SELECT password_hash FROM users WHERE username = ?", [username])[0]
         if not check_password(password, stored["password_hash"]):
-            failed = user.failed_logins + 1
-            locked = failed >= self.policy.max_failed_logins
-            until = iso(now + timedelta(minutes=self.policy.lockout_minutes)) if locked else None
-            with self.store.transaction() as db:
-                db["users"].update(username, {"failed_logins": 0 if locked else failed, "locked_until": until})
             self.log.record(username, "login.failed",
-                            reason=f"wrong password; locked until {until}" if locked else "wrong password")
+                            reason=f"wrong password; locked until {locks_now}" if locks_now else "wrong password")
             raise AuthError("login failed: unknown user or wrong password"
-                            + (f"; too many failures, locked for {self.policy.lockout_minutes} min" if locked else ""))
+                            + (f"; too many failures, locked for {self.policy.lockout_minutes} min" if locks_now
+                               else ""))
+        with self.store.transaction() as db:  # the right password: the reserved attempt was no failure
+            db["users"].update(username, {"failed_logins": 0, "locked_until": None})
         try:
             require_usable(user)
         except AuthError as err:
             self.log.record(username, "login.refused", reason=str(err))
             raise
-        with self.store.transaction() as db:
-            db["users"].update(username, {"failed_logins": 0, "locked_until": None})
         self.log.record(username, "login")
         return self.require(username)
+
+    def _reserve_attempt(self, username: str, now: datetime) -> tuple[str | None, str | None]:
+        """Count this attempt as failed before the password is checked, in one transaction.
+
+        Returns (locked until, if refused now; the lock this attempt sets, if it is
+        the last one allowed). Parallel logins then take the attempts one at a
+        time: at most ``max_failed_logins`` passwords are checked per lockout,
+        however many arrive at once. A success resets the count.
+        """
+        with self.store.transaction() as db:
+            failed, locked_until = db.execute("SELECT failed_logins, locked_until FROM users WHERE username = ?",
+                                              [username]).fetchone()
+            if locked_until and locked_until > iso(now):
+                return locked_until, None
+            failed = (failed or 0) + 1
+            locks = failed >= self.policy.max_failed_logins
+            until = iso(now + timedelta(minutes=self.policy.lockout_minutes)) if locks else None
+            db["users"].update(username, {"failed_logins": 0 if locks else failed, "locked_until": until})
+        return None, until

@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 
 from alprd import __version__
-from alprd.cli import core, hardware, hotlist, policy, uplink, users
+from alprd.cli import core, hardware, hotlist, keys, policy, uplink, users
 from alprd.config import Config, ConfigError, load_config
 
 # Each module has ``register(subparsers)``; its parsers set ``func(args, config) -> int``.
-COMMAND_MODULES = [core, users, policy, uplink, hotlist, hardware]
+COMMAND_MODULES = [core, users, policy, keys, uplink, hotlist, hardware]
 
 DEFAULT_CONFIG = "/etc/alprd/alprd.toml"
 

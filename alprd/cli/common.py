@@ -21,7 +21,7 @@ from alprd.auth import authorize as authorize_user
 from alprd.auth import login_user as login
 from alprd.config import Config
 from alprd.records import iso
-from alprd.store import Store, StoreError
+from alprd.store import Store, StoreError, open_store
 
 EXIT_REFUSED = 3
 Handler = Callable[[argparse.Namespace, Config], int]
@@ -92,7 +92,7 @@ def guarded(handler: Callable[[argparse.Namespace, Config, Store], int]) -> Hand
     @wraps(handler)
     def run(args: argparse.Namespace, config: Config) -> int:
         try:
-            store = Store(config.store.path)
+            store = open_store(config.store)
         except StoreError as err:
             print(f"alprd: {err}", file=sys.stderr)
             return 1

@@ -12,15 +12,18 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from alprd import keys
 from alprd.audit import AccessLog
 from alprd.auth import AUDIT_ROLES, DATA_ROLES, SUPERVISOR_ROLES
 from alprd.cli.common import add_auth_args, authorize, guarded, parse_time
 from alprd.config import Config
 from alprd.policy import evidence, release, report
-from alprd.policy.export import verify_bundle, write_bundle
+from alprd.policy.export import compare_with_log, verify_bundle, write_bundle
 from alprd.policy.retention import purge
 from alprd.policy.search import SearchQuery, public_read, search
-from alprd.store import Store
+from alprd.store import Store, open_store
 
 READERS = tuple(dict.fromkeys(DATA_ROLES + AUDIT_ROLES))  # may look at holds and requests on file
 
@@ -84,8 +87,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_auth_args(p)
     p.set_defaults(func=cmd_export)
     esub = p.add_subparsers(dest="export_command", metavar="verify")
-    v = esub.add_parser("verify", help="check a bundle's files against its manifest and audit record")
+    v = esub.add_parser("verify", help="check a bundle: every file's hash, its audit record and its signature")
     v.add_argument("folder", type=Path)
+    v.add_argument("--public-key", type=Path, metavar="FILE",
+                   help="the exporting unit's public key (alprd keys export-public); default: this unit's own")
     v.set_defaults(func=cmd_export_verify)
 
     p = sub.add_parser("release", help="requests to release data to other agencies")
@@ -216,30 +221,60 @@ def cmd_export(args: argparse.Namespace, config: Config, store: Store) -> int:
     def record(query: dict, count: int) -> dict:
         return access.log.get(access.record(query, records=count)).as_dict()
 
-    manifest = write_bundle(args.to, reads, about, record)
+    manifest = write_bundle(args.to, reads, about, record, keys.signing_key(config.store.signing_key_path))
     print(f"exported {manifest['reads']} read(s) for case {args.case} to {args.to} "
           f"({len(manifest['files'])} files listed in manifest.json)")
     return 0
 
 
+def _verify_key(args: argparse.Namespace, config: Config) -> tuple[Ed25519PublicKey | None, str | None]:
+    """The key to check the signature with: --public-key, else this unit's own; and why there is none."""
+    if args.public_key:
+        return keys.load_public_key(args.public_key), None
+    path = config.store.signing_key_path
+    if not path.exists():
+        return None, None
+    try:
+        return keys.signing_key(path).public_key(), None
+    except keys.KeyFileError as err:
+        return None, f"this unit's signing key: {err}"
+
+
 def cmd_export_verify(args: argparse.Namespace, config: Config) -> int:
-    problems, audit = verify_bundle(args.folder)
-    if audit and not problems and config.store.path.exists():
-        store = Store(config.store.path)
+    try:
+        public_key, key_problem = _verify_key(args, config)
+    except keys.KeyFileError as err:
+        print(f"alprd: {err}", file=sys.stderr)
+        return 2
+    result = verify_bundle(args.folder, public_key)
+    if key_problem:
+        result.unchecked.append(key_problem)
+    audit = result.audit
+    if audit and config.store.path.exists():  # on the unit
+        store = open_store(config.store)
         try:
             mine = AccessLog(store).find(audit.get("seq"))
         finally:
             store.close()
-        if mine and mine.hash != audit.get("hash"):
-            problems.append(f"audit.json differs from access record {audit.get('seq')} on this unit")
-        elif mine:
-            print(f"audit record {audit['seq']} matches this unit's access log")
-    for p in problems:
+        problem = compare_with_log(audit, {"hash": mine.hash, "mac": mine.mac} if mine else None)
+        if problem:
+            result.problems.append(problem)
+        else:
+            result.checked.append(f"audit record {audit['seq']} matches this unit's access log (hash and MAC)")
+    elif audit:
+        result.unchecked.append("the unit's access log: not checked here (run export verify on the unit to "
+                                "compare the audit record with its log)")
+    for line in result.checked:
+        print(f"checked: {line}")
+    for line in result.unchecked:
+        print(f"not checked: {line}")
+    for p in result.problems:
         print(f"FAILED: {p}")
-    if problems:
+    if result.problems:
         return 1
-    print(f"{args.folder}: bundle intact (every file matches manifest.json; export by {audit['username']} "
-          f"at {audit['ts'][:19]}Z)")
+    authentic = any(line.startswith("signature") for line in result.checked)
+    print(f"{args.folder}: bundle intact (export by {audit['username']} at {audit['ts'][:19]}Z)" if authentic else
+          f"{args.folder}: consistent, but NOT shown to come from the unit: check it with --public-key FILE")
     return 0
 
 

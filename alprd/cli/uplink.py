@@ -13,7 +13,7 @@ from pathlib import Path
 
 from alprd.config import Config
 from alprd.log import setup_logging
-from alprd.store import Store, StoreError
+from alprd.store import StoreError, open_store
 from alprd.uplink.ingest import Ingest, IngestDB
 from alprd.uplink.link import claim_client_id
 from alprd.uplink.uploader import Uploader
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_upload(args: argparse.Namespace, config: Config) -> int:
     setup_logging(config.logging)
     try:
-        store = Store(config.store.path)
+        store = open_store(config.store)
     except StoreError as err:
         print(f"alprd: {err}", file=sys.stderr)
         return 1

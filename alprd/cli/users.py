@@ -9,7 +9,7 @@ import sys
 from dataclasses import asdict
 
 from alprd.audit import AccessLog
-from alprd.audit.accesslog import format_record
+from alprd.audit.accesslog import format_record, parse_reported_head
 from alprd.auth import ADMIN_ROLES, AUDIT_ROLES, AuthError, Role, Sessions, Users
 from alprd.auth.users import may_bootstrap
 from alprd.cli.common import (
@@ -63,7 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("audit", help="the access log (auditors, supervisors, administrators)")
     asub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    v = asub.add_parser("verify", help="check the hash chain; names edited, deleted or reordered records")
+    v = asub.add_parser("verify", help="check the chain, its MACs and head anchor; names edited, deleted, "
+                                       "reordered or re-hashed records")
+    v.add_argument("--head", metavar="SEQ:MAC", help="the audit_head of the unit's last heartbeat at the department")
     add_auth_args(v, purpose=False)
     v.set_defaults(func=cmd_audit_verify)
     s = asub.add_parser("show", help="list access records")
@@ -152,15 +154,18 @@ def cmd_logout(args: argparse.Namespace, config: Config, store: Store) -> int:
 
 @guarded
 def cmd_audit_verify(args: argparse.Namespace, config: Config, store: Store) -> int:
+    reported = parse_reported_head(args.head) if args.head else None
+    check = AccessLog(store).check(reported)  # before the login below writes to the log
     access = authorize(args, store, config, "audit.verify", roles=AUDIT_ROLES)
-    log = AccessLog(store)
-    problems = log.verify()
-    count = log.count()
-    access.record({"problems": len(problems)}, records=count)
-    for p in problems:
+    access.record({"problems": len(check.problems), "head": args.head}, records=check.records)
+    for p in check.problems:
         print(f"TAMPERED: {p}")
-    print(f"access log: {count} records, " + (f"{len(problems)} problem(s)" if problems else "chain intact"))
-    return 1 if problems else 0
+    print(f"access log: {check.records} records, " + (f"{len(check.problems)} problem(s)" if check.problems
+                                                      else "chain intact"))
+    print(f"  {check.coverage()}")
+    print("  department's copy of the head: " + ("compared" if reported else
+          "not compared (give --head SEQ:MAC from the unit's last heartbeat at the department)"))
+    return 1 if check.problems else 0
 
 
 @guarded

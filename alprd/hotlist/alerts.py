@@ -137,8 +137,12 @@ def set_disposition(store: Store, alert_id: str, disposition: Disposition, by: s
 
 
 def alert_ids_starting(store: Store, prefix: str, limit: int = 2) -> list[str]:
-    """Ids of alerts that start with ``prefix`` (a command takes a short, unique prefix)."""
-    return [r["id"] for r in store.query("select id from alerts where id like ? limit ?", [f"{prefix}%", limit])]
+    """Ids of alerts that start with ``prefix`` (a command takes a short, unique prefix).
+
+    Compared with ``substr``, not ``LIKE``: a ``%`` or ``_`` in the prefix is no wildcard.
+    """
+    return [r["id"] for r in store.query("select id from alerts where substr(id, 1, ?) = ? limit ?",
+                                         [len(prefix), prefix, limit])]
 
 
 def list_alerts(store: Store, since: str | None = None, open_only: bool = False,

@@ -11,7 +11,10 @@ schema.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -20,6 +23,8 @@ from typing import Any
 
 import sqlite_utils
 
+from alprd.config import StoreConfig
+from alprd.keys import AUDIT_SECRET_FILE
 from alprd.records import Read, utc_now
 
 PERSONAL_DATA_COLUMNS = frozenset(
@@ -174,6 +179,13 @@ def _hotlist_0002_generation(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_hotlist_generation ON hotlist(generation)")
 
 
+def _audit_0002_keyed(db: sqlite_utils.Database) -> None:
+    """Each access record's MAC under the unit's audit secret (a file outside the
+    database), so a chain re-hashed by someone without that file shows. Records
+    written before this migration keep a NULL MAC: an unkeyed start of the chain."""
+    db.execute("ALTER TABLE access_log ADD COLUMN mac TEXT")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 # Append only. The position in this list is the schema version it brings.
@@ -183,6 +195,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("policy_0001_search", _policy_0001_search),
     ("hotlist_0001_lookup", _hotlist_0001_lookup),
     ("hotlist_0002_generation", _hotlist_0002_generation),
+    ("audit_0002_keyed", _audit_0002_keyed),
 ]
 
 
@@ -190,13 +203,32 @@ class StoreError(RuntimeError):
     """The database cannot be used (wrong file, newer schema, disk problem)."""
 
 
+DB_FILE_MODE = 0o600  # plates and positions: the alprd user alone, whatever the umask
+
+
+def _private(path: Path) -> None:
+    """Create the database file 0600, or bring an existing one and its WAL files to 0600.
+
+    SQLite gives the -wal and -shm files the database file's mode, so this one decides.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DB_FILE_MODE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):  # missing, or not ours to change: leave it
+            mode = file.stat().st_mode
+            if stat.S_ISREG(mode) and mode & 0o077:
+                file.chmod(DB_FILE_MODE)
+
+
 class Store:
     """Thread-safe access to the database; one instance per process."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, audit_secret: Path | None = None):
         self.path = Path(path)
+        self.audit_secret = audit_secret or self.path.parent / AUDIT_SECRET_FILE  # the access log's key file
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private(self.path)
         try:
             conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
             self.db = sqlite_utils.Database(conn)
@@ -301,3 +333,8 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self.db.conn.close()
+
+
+def open_store(cfg: StoreConfig) -> Store:
+    """The store as configured, with its access-log secret where the configuration says."""
+    return Store(cfg.path, cfg.audit_secret_path)
