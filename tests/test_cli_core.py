@@ -103,3 +103,19 @@ def test_eval_read_figures_count_only_boxes_the_recogniser_read(tmp_path):
     assert summary["recall"] == 0.5 and summary["precision"] == round(1 / 3, 4)
     assert summary["read_recall"] == 0.5 and summary["read_precision"] == 0.5
     assert summary["exact_read_accuracy"] == 0.5
+
+
+def test_run_without_a_unit_config_refuses_and_records_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ALPRD_CONFIG", raising=False)
+    assert main(["run"]) == 2  # no config file: the defaults are a synthetic camera as alprd-dev
+    err = capsys.readouterr().err
+    assert "camera.source" in err and "device.id" in err and "alprd demo" in err
+    assert not (tmp_path / "state").exists()
+
+    conf = tmp_path / "unit.toml"
+    conf.write_text(f'[device]\nid = "car12"\n[store]\nstate_dir = "{tmp_path / "s"}"\n')
+    assert main(["--config", str(conf), "run"]) == 2
+    err = capsys.readouterr().err
+    assert "camera.source" in err and "device.id" not in err and str(conf) in err
+    assert not (tmp_path / "s").exists()
