@@ -56,7 +56,7 @@ def build_daemon(
     except sqlite3.Error as err:  # reads are still stored meanwhile
         hotlist.log.error("hotlist_load_failed", error=str(err))
     alerter = Alerter(store, hotlist, config)
-    daemon.on_read(alerter)  # matched before the uploader wakes for the read
+    daemon.on_read(alerter.on_read)  # matched before the uploader wakes for the read
     daemon.add_service("hotlist", hotlist.watch, lambda: {**hotlist.status(), **alerter.status()})
 
     if config.uplink.enabled:

@@ -5,11 +5,14 @@ uplink publishes as-is (QoS 1, ahead of the read backlog) and its
 ``published_at`` stays null until the broker acknowledges it. One alert is
 made per read, for its best match, with the other matches listed; a plate that
 alerted within ``alert_repeat_window_s`` does not alert again.
+Matching and storing run in a worker thread: a slow match (a large list, a
+busy disk) must not stall the event loop, which also answers status and SIGTERM.
 Every alert says that the hit must be verified before any enforcement action.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -84,7 +87,7 @@ def build_alert(read: Read, matches: list[Match], hotlist_version: int, when: st
 
 
 class Alerter:
-    """Read listener: match each committed read, store an alert, tell the listeners."""
+    """Matches each committed read, stores an alert, tells the listeners."""
 
     def __init__(self, store: Store, hotlist: Hotlist, config: Config):
         self.store = store
@@ -102,7 +105,8 @@ class Alerter:
             [plate, pattern, since],
         ))
 
-    def __call__(self, read: Read) -> dict[str, Any] | None:
+    def record(self, read: Read) -> dict[str, Any] | None:
+        """Match a committed read and store its alert (blocking); None when no new alert."""
         matches = self.hotlist.match(read.plate)
         if not matches:
             return None
@@ -115,6 +119,17 @@ class Alerter:
         self.alerts += 1
         self.log.warning("hotlist_alert", alert_id=row["id"], plate=read.plate, kind=row["match_kind"],
                          category=row["category"], priority=row["priority"])
+        return row
+
+    async def on_read(self, read: Read) -> dict[str, Any] | None:
+        """Read listener: ``record`` in a worker thread, then tell the listeners (on the loop).
+
+        The daemon awaits each read's listeners in turn, so one match runs at a time and
+        alerts keep the order of the reads.
+        """
+        row = await asyncio.to_thread(self.record, read)
+        if row is None:
+            return None
         for listener in self.on_alert:
             try:
                 listener(row)
