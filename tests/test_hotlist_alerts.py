@@ -50,10 +50,11 @@ def stored(store: Store, r: Read) -> Read:
 
 def test_a_hit_is_stored_with_a_complete_payload(alerter, store):
     sent = []
-    alerter.on_alert.append(sent.append)
+    alerter.on_alert(lambda row: sent.append(("first", row)))
+    alerter.on_alert(lambda row: sent.append(("second", row)))
     r = stored(store, read("ABC123", lat=39.7, lon=-104.9, speed_kmh=40.0, crop_jpeg=b"\xff\xd8jpeg"))
     row = asyncio.run(alerter.on_read(r))
-    assert sent == [row]
+    assert sent == [("first", row), ("second", row)]  # in the order registered
     (db_row,) = store.query("select * from alerts")
     assert db_row["published_at"] is None and db_row["read_id"] == r.id
     assert (db_row["match_kind"], db_row["category"], db_row["priority"]) == ("exact", "stolen_vehicle", 2)
@@ -83,7 +84,7 @@ def test_one_plate_does_not_alert_again_within_the_window(alerter, store):
 
 
 def test_a_failing_listener_does_not_lose_the_alert(alerter, store):
-    alerter.on_alert.append(lambda row: 1 / 0)
+    alerter.on_alert(lambda row: 1 / 0)
     assert asyncio.run(alerter.on_read(stored(store, read("ABC123"))))
     assert store.query("select count(*) as n from alerts")[0]["n"] == 1
 
@@ -97,7 +98,7 @@ def test_matching_runs_off_the_event_loop_and_keeps_read_order(alerter, store, m
 
     monkeypatch.setattr(alerter.hotlist, "match", slow_match)
     sent = []
-    alerter.on_alert.append(lambda row: sent.append((row["plate"], threading.get_ident())))
+    alerter.on_alert(lambda row: sent.append((row["plate"], threading.get_ident())))
 
     async def go() -> int:
         ticks = 0

@@ -93,10 +93,14 @@ class Alerter:
         self.store = store
         self.hotlist = hotlist
         self.window_s = config.hotlist.alert_repeat_window_s
-        self.on_alert: list[AlertListener] = []  # e.g. the uplink's wake-up
+        self._listeners: list[AlertListener] = []
         self.alerts = 0
         self.suppressed = 0
         self.log = get_logger("alprd.hotlist.alerts")
+
+    def on_alert(self, listener: AlertListener) -> None:
+        """Call ``listener`` with each stored alert row (e.g. the uplink's wake-up), in the order registered."""
+        self._listeners.append(listener)
 
     def _recent(self, plate: str, pattern: str, ts: str) -> bool:
         since = iso(parse_iso(ts) - timedelta(seconds=self.window_s))
@@ -130,7 +134,7 @@ class Alerter:
         row = await asyncio.to_thread(self.record, read)
         if row is None:
             return None
-        for listener in self.on_alert:
+        for listener in self._listeners:
             try:
                 listener(row)
             except Exception as err:  # noqa: BLE001 - the alert is stored; a listener bug must not lose it
