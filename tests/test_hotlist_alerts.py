@@ -17,7 +17,13 @@ from alprd.audit import AccessLog
 from alprd.auth import Users
 from alprd.cli import main
 from alprd.hotlist import repository
-from alprd.hotlist.alerts import VERIFY_INSTRUCTION, Alerter
+from alprd.hotlist.alerts import (
+    VERIFY_INSTRUCTION,
+    Alerter,
+    count_unpublished,
+    mark_published,
+    unpublished_alerts,
+)
 from alprd.hotlist.entries import Entry
 from alprd.hotlist.hotlist import Hotlist
 from alprd.records import Read
@@ -87,6 +93,18 @@ def test_a_failing_listener_does_not_lose_the_alert(alerter, store):
     alerter.on_alert(lambda row: 1 / 0)
     assert asyncio.run(alerter.on_read(stored(store, read("ABC123"))))
     assert store.query("select count(*) as n from alerts")[0]["n"] == 1
+
+
+def test_alerts_wait_for_the_broker_until_marked_published(alerter, store):
+    first = alerter.record(stored(store, read("ABC123", ts="2026-11-28T10:00:00.000000Z")))
+    second = alerter.record(stored(store, read("XY1995", ts="2026-11-28T10:00:05.000000Z")))
+    assert [a["id"] for a in unpublished_alerts(store, 10)] == [first["id"], second["id"]]  # oldest first
+    assert unpublished_alerts(store, 10)[0]["payload"] == first["payload"]
+    assert [a["id"] for a in unpublished_alerts(store, 10, exclude=[first["id"]])] == [second["id"]]
+    assert count_unpublished(store) == 2
+    mark_published(store, first["id"])
+    assert [a["id"] for a in unpublished_alerts(store, 10)] == [second["id"]] and count_unpublished(store) == 1
+    assert store.query("select published_at from alerts where id = ?", [first["id"]])[0]["published_at"]
 
 
 def test_matching_runs_off_the_event_loop_and_keeps_read_order(alerter, store, monkeypatch):

@@ -16,7 +16,7 @@ import asyncio
 import base64
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
@@ -143,6 +143,25 @@ class Alerter:
 
     def status(self) -> dict[str, Any]:
         return {"alerts": self.alerts, "suppressed_repeats": self.suppressed}
+
+
+def unpublished_alerts(store: Store, limit: int, exclude: Collection[str] = ()) -> list[dict[str, Any]]:
+    """``id`` and ``payload`` of alerts the broker has not acknowledged, oldest first, less ``exclude``."""
+    return store.query(
+        "select id, payload from alerts where published_at is null and payload is not null "
+        "and id not in (select value from json_each(?)) order by ts, id limit ?",
+        [json.dumps(list(exclude)), limit],
+    )
+
+
+def count_unpublished(store: Store) -> int:
+    return store.query("select count(*) as n from alerts where published_at is null and payload is not null")[0]["n"]
+
+
+def mark_published(store: Store, alert_id: str) -> None:
+    """The broker acknowledged the alert: it is delivered, and never sent again."""
+    with store.transaction() as db:
+        db.execute("update alerts set published_at = ? where id = ?", [utc_now(), alert_id])
 
 
 def set_disposition(store: Store, alert_id: str, disposition: Disposition, by: str, note: str = "") -> bool:
