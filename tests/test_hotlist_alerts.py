@@ -190,6 +190,8 @@ def test_cli_import_add_remove_list_are_audited(cli, tmp_path, capsys):
     assert cli("hotlist", "import", str(f), "--category", "stolen_vehicle", "--user", "off1") == 3  # not a supervisor
     assert cli("hotlist", "import", str(f), "--category", "stolen_vehicle", "--user", "sup1", "--version", "4") == 0
     err = capsys.readouterr().err
+    assert cli("hotlist", "import", str(f), "--category", "stolen_vehicle", "--user", "sup1", "--version", "3") == 2
+    assert "versions only go forward" in capsys.readouterr().err and repository.meta(cli.store).version == 4
     assert "line 3:" in err and "line 4:" in err and "personal data" in err
     assert cli("hotlist", "add", "XY?12*", "--user", "off1") == 3  # no case number or reason
     assert cli("hotlist", "add", "XY?12*", "--user", "off1", "--case", "CFS-9", "--note", "robbery") == 0
