@@ -56,7 +56,7 @@ def build_daemon(
     except sqlite3.Error as err:  # reads are still stored meanwhile
         hotlist.log.error("hotlist_load_failed", error=str(err))
     alerter = Alerter(store, hotlist, config)
-    daemon.on_read(alerter)  # matched before the uploader wakes for the read
+    daemon.on_read(alerter.on_read)  # matched before the uploader wakes for the read
     daemon.add_service("hotlist", hotlist.watch, lambda: {**hotlist.status(), **alerter.status()})
 
     if config.uplink.enabled:
@@ -65,7 +65,7 @@ def build_daemon(
         uploader = Uploader(config, store, heartbeat_status=daemon.status)
         daemon.add_service("uplink", uploader.run, uploader.status)
         daemon.on_read(uploader.on_read)
-        alerter.on_alert.append(uploader.notify_alert)  # an alert goes out at once, ahead of the reads
+        alerter.on_alert(uploader.notify_alert)  # an alert goes out at once, ahead of the reads
 
     retention = RetentionService(store, config.policy)  # purges at start, then daily
     daemon.add_service("retention", retention.run, retention.status)

@@ -39,10 +39,13 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
+PLACEHOLDER_DEVICE_ID = "alprd-dev"  # the default: fine for a demo, never for a unit in service
+
+
 class DeviceConfig(Section):
     """Who this unit is; the id goes into every read, status and upload."""
 
-    id: str = Field(default="alprd-dev", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    id: str = Field(default=PLACEHOLDER_DEVICE_ID, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     agency: str = Field(default="", max_length=120)
 
 
@@ -294,6 +297,22 @@ def _resolve_env(value: Any, where: tuple[str, ...], resolved: set[tuple[str, ..
         resolved.add(where)
         return os.environ[name]
     return value
+
+
+def service_problems(config: Config) -> list[str]:
+    """Why ``config`` must not run as the daemon: reads it stores would be fake or unattributable.
+
+    The defaults run a synthetic camera as ``alprd-dev`` (demo and tests); a unit in
+    service must name itself and its camera.
+    """
+    problems = []
+    if config.device.id == PLACEHOLDER_DEVICE_ID:
+        problems.append(f"device.id = {PLACEHOLDER_DEVICE_ID!r} is the placeholder: set this unit's name, e.g. "
+                        'id = "car12"')
+    if config.camera.source == "synthetic":
+        problems.append('camera.source = "synthetic" draws fake plates: set usb, rtsp, picamera, video or images, '
+                        "and camera.path")
+    return problems
 
 
 def clip(text: str) -> str:

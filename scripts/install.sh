@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Install alprd as a systemd service on this unit (Debian, Ubuntu, Raspberry Pi OS).
 #
-#   sudo scripts/install.sh [--pi] [--start] [--no-enable]
+#   sudo scripts/install.sh --device-id ID --camera SOURCE [--camera-path PATH] [--pi] [--start] [--no-enable]
 #
-#   --pi         Raspberry Pi camera: use the system's python3-picamera2 (apt) inside the venv
-#   --start      start the service now (default: enabled, started at next boot)
-#   --no-enable  install only; do not enable the unit
+#   --device-id ID      this unit's name in every read and upload (letters, digits, . _ -), e.g. car12
+#   --camera SOURCE     usb | rtsp | picamera | video | images
+#   --camera-path PATH  /dev/videoN, rtsp://host/stream, video file or image folder (not needed for picamera)
+#   --pi                Raspberry Pi camera: use the system's python3-picamera2 (apt) inside the venv
+#   --start             start the service now (default: enabled, started at next boot)
+#   --no-enable         install only; do not enable the unit
+#   --print-config      print the alprd.toml it would write, and stop (needs no root)
+#
+# The device id and camera are asked for at a terminal when not given; they are needed only
+# when /etc/alprd/alprd.toml does not exist yet (an existing one is never changed).
 #
 # What it does, and may safely do again (it never overwrites an existing config or database):
 #   user alprd (system account, no login) in the video and dialout groups;
@@ -23,21 +30,76 @@ UNIT_DIR=/etc/systemd/system
 SERVICE_USER=alprd
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-pi=0 start=0 enable=1
-for arg in "$@"; do
-  case "$arg" in
+step() { printf '\n== %s\n' "$*"; }
+die() { echo "install.sh: $*" >&2; exit 1; }
+usage_error() { echo "install.sh: $* (see --help)" >&2; exit 2; }
+
+given=("$@")
+pi=0 start=0 enable=1 print_config=0 device_id="" camera="" camera_path=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
     --pi) pi=1 ;;
     --start) start=1 ;;
     --no-enable) enable=0 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-    *) echo "install.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
+    --print-config) print_config=1 ;;
+    --device-id|--camera|--camera-path)
+      [[ $# -ge 2 ]] || usage_error "$1 needs a value"
+      case "$1" in
+        --device-id) device_id=$2 ;; --camera) camera=$2 ;; --camera-path) camera_path=$2 ;;
+      esac
+      shift ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;
+    *) usage_error "unknown option $1" ;;
   esac
+  shift
 done
 
-step() { printf '\n== %s\n' "$*"; }
-die() { echo "install.sh: $*" >&2; exit 1; }
+# A new config names this unit and its camera: the example's defaults (device alprd-dev, a
+# synthetic camera) would store fake plates, and `alprd run` refuses them.
+ask() {  # ask VAR PROMPT: at a terminal, when VAR is empty
+  if [[ -z ${!1} && -t 0 ]]; then read -r -p "$2: " "$1"; fi
+}
+check_unit_settings() {
+  ask device_id "device id (this unit's name, e.g. car12)"
+  [[ -n $device_id ]] || usage_error "a new $CONF_DIR/alprd.toml needs --device-id ID (this unit's name, e.g. car12)"
+  [[ $device_id =~ ^[A-Za-z0-9_.-]{1,64}$ ]] \
+    || usage_error "--device-id '$device_id': use 1-64 letters, digits, '.', '_' or '-'"
+  [[ $device_id != alprd-dev ]] || usage_error "--device-id alprd-dev is the placeholder: give this unit's name"
+  ask camera "camera (usb, rtsp, picamera, video or images)"
+  case "$camera" in
+    usb|rtsp|picamera|video|images) ;;
+    "") usage_error "a new $CONF_DIR/alprd.toml needs --camera usb|rtsp|picamera|video|images" ;;
+    synthetic) usage_error "--camera synthetic draws fake plates: give the unit's camera (\`alprd demo\` runs it)" ;;
+    *) usage_error "--camera '$camera': use usb, rtsp, picamera, video or images" ;;
+  esac
+  [[ $camera == picamera ]] || ask camera_path "camera path (/dev/video0, rtsp://host/stream, file or folder)"
+  [[ -n $camera_path || $camera == picamera ]] || usage_error "--camera $camera needs --camera-path PATH"
+}
 
-[[ $EUID -eq 0 ]] || die "run as root: sudo $0 $*"
+render_config() {  # the example config with this unit's id, camera, paths and models
+  local path_toml=${camera_path//\\/\\\\}
+  DEVICE_ID=$device_id CAMERA=$camera CAMERA_PATH=${path_toml//\"/\\\"} awk '
+    /^id = "alprd-dev"/     { print "id = \"" ENVIRON["DEVICE_ID"] "\"  # unit name in every read, status and upload"; next }
+    /^source = "synthetic"/ { print "source = \"" ENVIRON["CAMERA"] "\"  # synthetic | video | images | usb | rtsp | picamera"; next }
+    /^path = ""/            { print "path = \"" ENVIRON["CAMERA_PATH"] "\"  # video file, image folder, /dev/videoN or rtsp://"; next }
+    { print }' "$REPO/config/alprd.example.toml" \
+  | sed -e "s|^state_dir = \"state\" |state_dir = \"$STATE_DIR\"|" \
+        -e "s|^# detector_model = .*|detector_model = \"$PREFIX/models/plate_detector.onnx\"|" \
+        -e "s|^# verifier_model = .*|verifier_model = \"$PREFIX/models/plate_verifier.onnx\"|" \
+        -e "s|^# ocr_model = .*|ocr_model = \"$PREFIX/models/plate_ocr.onnx\"|"
+}
+
+if [[ $print_config -eq 1 || ! -e $CONF_DIR/alprd.toml ]]; then
+  check_unit_settings
+elif [[ -n $device_id$camera$camera_path ]]; then
+  echo "install.sh: note: $CONF_DIR/alprd.toml exists and is kept; edit it to change device or camera" >&2
+fi
+if [[ $print_config -eq 1 ]]; then
+  render_config
+  exit 0
+fi
+
+[[ $EUID -eq 0 ]] || die "run as root: sudo $0 ${given[*]}"
 command -v systemctl >/dev/null || die "systemd is required (systemctl not found)"
 command -v python3 >/dev/null || die "python3 is required: apt install python3 python3-venv"
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python 3.11 or newer is required"
@@ -74,13 +136,9 @@ fi
 step "configuration in $CONF_DIR"
 install -d -o root -g "$SERVICE_USER" -m 0750 "$CONF_DIR"
 if [[ ! -e $CONF_DIR/alprd.toml ]]; then
-  sed -e "s|^state_dir = \"state\" |state_dir = \"$STATE_DIR\"|" \
-      -e "s|^# detector_model = .*|detector_model = \"$PREFIX/models/plate_detector.onnx\"|" \
-      -e "s|^# verifier_model = .*|verifier_model = \"$PREFIX/models/plate_verifier.onnx\"|" \
-      -e "s|^# ocr_model = .*|ocr_model = \"$PREFIX/models/plate_ocr.onnx\"|" \
-      "$REPO/config/alprd.example.toml" > "$CONF_DIR/alprd.toml.new"
+  render_config > "$CONF_DIR/alprd.toml.new"
   mv "$CONF_DIR/alprd.toml.new" "$CONF_DIR/alprd.toml"
-  echo "created $CONF_DIR/alprd.toml: set device.id, camera and gps for this unit"
+  echo "created $CONF_DIR/alprd.toml for $device_id ($camera camera): check gps and uplink for this unit"
 fi
 chown "$SERVICE_USER:$SERVICE_USER" "$CONF_DIR/alprd.toml"
 chmod 0600 "$CONF_DIR/alprd.toml"

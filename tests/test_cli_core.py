@@ -2,14 +2,25 @@
 
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
+from conftest import make_config
 
 from alprd import synth
-from alprd.cli import main
+from alprd.auth import Users
+from alprd.cli import core, main
+from alprd.cli.common import parse_time
 from alprd.config import LoggingConfig
+from alprd.hotlist import repository
+from alprd.hotlist.entries import Entry
 from alprd.log import get_logger, setup_logging
+from alprd.store import Store
 
 
 def scene(path, text, seed, center=(900, 650), width=170):
@@ -113,3 +124,57 @@ def test_eval_read_figures_count_only_boxes_the_recogniser_read(tmp_path):
     assert summary["recall"] == 0.5 and summary["precision"] == round(1 / 3, 4)
     assert summary["read_recall"] == 0.5 and summary["read_precision"] == 0.5
     assert summary["exact_read_accuracy"] == 0.5
+
+
+def test_run_without_a_unit_config_refuses_and_records_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ALPRD_CONFIG", raising=False)
+    assert main(["run"]) == 2  # no config file: the defaults are a synthetic camera as alprd-dev
+    err = capsys.readouterr().err
+    assert "camera.source" in err and "device.id" in err and "alprd demo" in err
+    assert not (tmp_path / "state").exists()
+
+    conf = tmp_path / "unit.toml"
+    conf.write_text(f'[device]\nid = "car12"\n[store]\nstate_dir = "{tmp_path / "s"}"\n')
+    assert main(["--config", str(conf), "run"]) == 2
+    err = capsys.readouterr().err
+    assert "camera.source" in err and "device.id" not in err and str(conf) in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_output_cut_short_by_head_exits_quietly(tmp_path):
+    conf = tmp_path / "alprd.toml"
+    conf.write_text(f'[store]\nstate_dir = "{tmp_path}"\n')
+    store = Store(tmp_path / "alprd.db")
+    Users(store, make_config(tmp_path).policy).add("off1", "operator", "a long password 1", "2026-01-15", by=None)
+    repository.replace_department_list(store, (Entry(f"P{i:06d}", "stolen_vehicle") for i in range(20_000)), "t")
+    store.close()
+    alprd = Path(sys.executable).parent / "alprd"
+    script = (f'"{alprd}" -c "{conf}" hotlist list --all --limit 20000 --user off1 2>"{tmp_path}/err" | head -1; '
+              'echo "rc=${PIPESTATUS[0]}"')
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120, check=False,
+                            env={**os.environ, "ALPRD_PASSWORD": "a long password 1"})
+    first, rc = result.stdout.splitlines()
+    assert rc == "rc=141" and first  # like `yes | head -1`
+    assert (tmp_path / "err").read_text() == ""  # no traceback, no "Exception ignored"
+
+
+def test_an_unexpected_error_is_one_line_with_a_pointer_to_debug(tmp_path, monkeypatch, capsys):
+    def broken(args, config):
+        raise RecursionError("maximum recursion depth exceeded")  # what a bug would raise
+
+    monkeypatch.setattr(core, "cmd_read", broken)
+    assert main(["read", str(tmp_path / "x.jpg")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("alprd: unexpected error: RecursionError: maximum recursion depth exceeded")
+    assert "--debug" in err and "Traceback" not in err
+    with pytest.raises(RecursionError):  # developers see where it came from
+        main(["--debug", "read", str(tmp_path / "x.jpg")])
+    monkeypatch.setenv("ALPRD_DEBUG", "1")
+    with pytest.raises(RecursionError):
+        main(["read", str(tmp_path / "x.jpg")])
+
+
+def test_the_last_day_there_is_is_a_clear_error_not_an_overflow():
+    with pytest.raises(ValueError, match="'9999-12-31' not understood"):
+        parse_time("9999-12-31", end=True)

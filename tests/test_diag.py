@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +19,7 @@ from alprd.cli import main
 from alprd.config import DEFAULT_MODELS_DIR
 from alprd.diag import DiagOptions, format_checks, run, worst
 from alprd.records import Read, iso
-from alprd.store import Store
+from alprd.store import MIGRATIONS, Store, StoreError
 
 FAST = DiagOptions(seconds=1.0, bench_frames=3, timeout_s=3.0)
 
@@ -222,6 +223,25 @@ def test_storage_failures(tmp_path):
     cfg.store.path.write_bytes(b"garbage, not sqlite" * 100)
     c = by_name(run("storage", cfg, FAST))
     assert c["disk"].level == "FAIL" and c["database"].level == "FAIL"
+
+
+def test_storage_reads_through_a_read_only_store_that_never_migrates(tmp_path):
+    cfg = make_config(tmp_path, status={"disk_warn_mb": 0, "disk_fail_mb": 0})
+    Store(cfg.store.path).close()
+    with sqlite3.connect(cfg.store.path) as conn:  # a database from an older alprd
+        conn.execute("delete from schema_migrations where migration = ?", [MIGRATIONS[-1][0]])
+    before = cfg.store.path.read_bytes()
+    store = Store(cfg.store.path, readonly=True)
+    assert (store.quick_check(), store.schema_version, store.backlog()) == ("ok", len(MIGRATIONS) - 1, (0, None))
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        store.insert_read(Read("ABC123", 0.9, (0.9,) * 6, "cam0", "dev"))
+    store.close()
+    c = by_name(run("storage", cfg, FAST))
+    assert c["database"].level == "PASS" and f"schema {len(MIGRATIONS) - 1}/{len(MIGRATIONS)}" in c["database"].value
+    assert cfg.store.path.read_bytes() == before
+    with pytest.raises(StoreError):
+        Store(tmp_path / "none.db", readonly=True)
+    assert not (tmp_path / "none.db").exists()
 
 
 # -- the command -----------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 
 import pytest
 from conftest import make_config
@@ -15,7 +17,13 @@ from alprd.audit import AccessLog
 from alprd.auth import Users
 from alprd.cli import main
 from alprd.hotlist import repository
-from alprd.hotlist.alerts import VERIFY_INSTRUCTION, Alerter
+from alprd.hotlist.alerts import (
+    VERIFY_INSTRUCTION,
+    Alerter,
+    count_unpublished,
+    mark_published,
+    unpublished_alerts,
+)
 from alprd.hotlist.entries import Entry
 from alprd.hotlist.hotlist import Hotlist
 from alprd.records import Read
@@ -48,10 +56,11 @@ def stored(store: Store, r: Read) -> Read:
 
 def test_a_hit_is_stored_with_a_complete_payload(alerter, store):
     sent = []
-    alerter.on_alert.append(sent.append)
+    alerter.on_alert(lambda row: sent.append(("first", row)))
+    alerter.on_alert(lambda row: sent.append(("second", row)))
     r = stored(store, read("ABC123", lat=39.7, lon=-104.9, speed_kmh=40.0, crop_jpeg=b"\xff\xd8jpeg"))
-    row = alerter(r)
-    assert sent == [row]
+    row = asyncio.run(alerter.on_read(r))
+    assert sent == [("first", row), ("second", row)]  # in the order registered
     (db_row,) = store.query("select * from alerts")
     assert db_row["published_at"] is None and db_row["read_id"] == r.id
     assert (db_row["match_kind"], db_row["category"], db_row["priority"]) == ("exact", "stolen_vehicle", 2)
@@ -65,25 +74,68 @@ def test_a_hit_is_stored_with_a_complete_payload(alerter, store):
 
 
 def test_no_alert_for_other_plates_and_partial_plates_alert(alerter, store):
-    assert alerter(stored(store, read("QQQ777"))) is None
-    row = alerter(stored(store, read("XY1995")))
+    assert alerter.record(stored(store, read("QQQ777"))) is None
+    row = alerter.record(stored(store, read("XY1995")))
     assert (row["match_kind"], row["pattern"]) == ("partial", "XY?99*")
 
 
 def test_one_plate_does_not_alert_again_within_the_window(alerter, store):
-    assert alerter(stored(store, read("ABC123", ts="2026-11-28T10:00:00.000000Z")))
-    assert alerter(stored(store, read("ABC123", ts="2026-11-28T10:00:30.000000Z"))) is None
-    assert alerter(stored(store, read("ABC123", ts="2026-11-28T10:01:10.000000Z")))
-    assert alerter(stored(store, read("XY1995", ts="2026-11-28T10:01:20.000000Z")))
-    assert alerter(stored(store, read("XY2995", ts="2026-11-28T10:01:30.000000Z"))) is None  # same hotlist plate
+    assert alerter.record(stored(store, read("ABC123", ts="2026-11-28T10:00:00.000000Z")))
+    assert alerter.record(stored(store, read("ABC123", ts="2026-11-28T10:00:30.000000Z"))) is None
+    assert alerter.record(stored(store, read("ABC123", ts="2026-11-28T10:01:10.000000Z")))
+    assert alerter.record(stored(store, read("XY1995", ts="2026-11-28T10:01:20.000000Z")))
+    assert alerter.record(stored(store, read("XY2995", ts="2026-11-28T10:01:30.000000Z"))) is None  # same hotlist plate
     assert store.query("select count(*) as n from alerts")[0]["n"] == 3
     assert alerter.status() == {"alerts": 3, "suppressed_repeats": 2}
 
 
 def test_a_failing_listener_does_not_lose_the_alert(alerter, store):
-    alerter.on_alert.append(lambda row: 1 / 0)
-    assert alerter(stored(store, read("ABC123")))
+    alerter.on_alert(lambda row: 1 / 0)
+    assert asyncio.run(alerter.on_read(stored(store, read("ABC123"))))
     assert store.query("select count(*) as n from alerts")[0]["n"] == 1
+
+
+def test_alerts_wait_for_the_broker_until_marked_published(alerter, store):
+    first = alerter.record(stored(store, read("ABC123", ts="2026-11-28T10:00:00.000000Z")))
+    second = alerter.record(stored(store, read("XY1995", ts="2026-11-28T10:00:05.000000Z")))
+    assert [a["id"] for a in unpublished_alerts(store, 10)] == [first["id"], second["id"]]  # oldest first
+    assert unpublished_alerts(store, 10)[0]["payload"] == first["payload"]
+    assert [a["id"] for a in unpublished_alerts(store, 10, exclude=[first["id"]])] == [second["id"]]
+    assert count_unpublished(store) == 2
+    mark_published(store, first["id"])
+    assert [a["id"] for a in unpublished_alerts(store, 10)] == [second["id"]] and count_unpublished(store) == 1
+    assert store.query("select published_at from alerts where id = ?", [first["id"]])[0]["published_at"]
+
+
+def test_matching_runs_off_the_event_loop_and_keeps_read_order(alerter, store, monkeypatch):
+    match = alerter.hotlist.match
+
+    def slow_match(plate):
+        time.sleep(0.3)  # a large list, a busy disk
+        return match(plate)
+
+    monkeypatch.setattr(alerter.hotlist, "match", slow_match)
+    sent = []
+    alerter.on_alert(lambda row: sent.append((row["plate"], threading.get_ident())))
+
+    async def go() -> int:
+        ticks = 0
+
+        async def tick():  # what status writes and SIGTERM handling need: a turning loop
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.create_task(tick())
+        for plate in ("ABC123", "QQQ777", "XY1995"):
+            await alerter.on_read(stored(store, read(plate)))
+        ticker.cancel()
+        return ticks
+
+    assert asyncio.run(go()) >= 20  # 0.9 s of matching; a blocked loop would tick once
+    assert [plate for plate, _ in sent] == ["ABC123", "XY1995"]
+    assert {thread for _, thread in sent} == {threading.get_ident()}  # listeners run on the loop's thread
 
 
 def test_daemon_matches_committed_reads_and_reports_list_age(tmp_path):
@@ -138,6 +190,8 @@ def test_cli_import_add_remove_list_are_audited(cli, tmp_path, capsys):
     assert cli("hotlist", "import", str(f), "--category", "stolen_vehicle", "--user", "off1") == 3  # not a supervisor
     assert cli("hotlist", "import", str(f), "--category", "stolen_vehicle", "--user", "sup1", "--version", "4") == 0
     err = capsys.readouterr().err
+    assert cli("hotlist", "import", str(f), "--category", "stolen_vehicle", "--user", "sup1", "--version", "3") == 2
+    assert "versions only go forward" in capsys.readouterr().err and repository.meta(cli.store).version == 4
     assert "line 3:" in err and "line 4:" in err and "personal data" in err
     assert cli("hotlist", "add", "XY?12*", "--user", "off1") == 3  # no case number or reason
     assert cli("hotlist", "add", "XY?12*", "--user", "off1", "--case", "CFS-9", "--note", "robbery") == 0
@@ -176,7 +230,7 @@ def test_cli_alert_list_and_disposition(cli, tmp_path, capsys):
     repository.replace_department_list(store, [Entry("ABC123", "stolen_vehicle")], "test")
     hot = Hotlist(store, make_config(tmp_path).hotlist)
     hot.reload()
-    row = Alerter(store, hot, make_config(tmp_path))(stored(store, read("ABC123")))
+    row = Alerter(store, hot, make_config(tmp_path)).record(stored(store, read("ABC123")))
     assert cli("alert", "list", "--open", "--user", "off1") == 0
     assert row["id"][:8] in capsys.readouterr().out
     with pytest.raises(SystemExit):
@@ -197,8 +251,8 @@ def test_match_kinds_that_alert_are_configurable(store, tmp_path):
     hot = Hotlist(store, cfg.hotlist)
     hot.reload()
     alerter = Alerter(store, hot, cfg)
-    assert alerter(stored(store, read("ABC1234"))) is None  # near: not wanted here
-    assert alerter(stored(store, read("A8C123")))["match_kind"] == "confusable"
+    assert alerter.record(stored(store, read("ABC1234"))) is None  # near: not wanted here
+    assert alerter.record(stored(store, read("A8C123")))["match_kind"] == "confusable"
 
 
 def test_sync_is_attached_only_with_the_uplink_enabled(tmp_path):

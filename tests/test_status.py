@@ -130,6 +130,26 @@ def test_old_status_file_means_not_responding(tmp_path, capsys):
     assert "daemon is not running" in capsys.readouterr().err
 
 
+def test_a_stopped_daemon_is_reported_stopped_not_ok(tmp_path, capsys):
+    path = tmp_path / "status.json"
+    write_atomically(path, snapshot(state="stopped"))  # its last figures were all healthy
+    assert main(["status", "--file", str(path)]) == 3
+    out = capsys.readouterr().out
+    assert ": STOPPED" in out and "last figures, written" in out
+    assert " OK " not in out
+    assert "camera   -     cam0 (usb) 14.9 fps" in out
+
+
+def test_status_says_when_it_cannot_read_the_config(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    conf = tmp_path / "alprd.toml"
+    conf.write_text("[camera]\nsource = 'webcam'\n")
+    assert main(["--config", str(conf), "status"]) == 3
+    err = capsys.readouterr().err
+    assert "cannot read the configuration" in err and "camera.source" in err
+    assert "trying state/status.json instead" in err and "no status file at state/status.json" in err
+
+
 def test_atomic_write_leaves_no_temporary_files(tmp_path):
     for i in range(5):
         write_atomically(tmp_path / "status.json", {"n": i})

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from alprd.config import load_config, service_problems
+
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "alprd.service"
 INSTALL = ROOT / "scripts" / "install.sh"
@@ -59,3 +61,31 @@ def test_install_script_matches_the_unit():
     assert s["ExecStart"][0].startswith(f"{prefix}/venv/bin/alprd ")
     assert s["WorkingDirectory"] == [state] and state.endswith("/" + s["StateDirectory"][0])
     assert 'chmod 0600 "$CONF_DIR/alprd.toml"' in script and "chmod 0600 {} +" in script
+
+
+def install(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(INSTALL), *args], capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL, check=False)
+
+
+def test_install_writes_the_units_device_and_camera(tmp_path):
+    result = install("--print-config", "--device-id", "car12", "--camera", "usb", "--camera-path", "/dev/video2")
+    assert result.returncode == 0, result.stderr
+    conf = tmp_path / "alprd.toml"
+    conf.write_text(result.stdout)
+    cfg = load_config(conf)
+    assert (cfg.device.id, cfg.camera.source, cfg.camera.path) == ("car12", "usb", "/dev/video2")
+    assert str(cfg.store.state_dir) == "/var/lib/alprd" and service_problems(cfg) == []
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    ((), "--device-id"),
+    (("--device-id", "car12"), "--camera"),
+    (("--device-id", "alprd-dev", "--camera", "usb"), "placeholder"),
+    (("--device-id", "car 12", "--camera", "usb"), "letters, digits"),
+    (("--device-id", "car12", "--camera", "synthetic"), "fake plates"),
+    (("--device-id", "car12", "--camera", "rtsp"), "--camera-path"),
+])
+def test_install_requires_the_device_id_and_a_real_camera(args, named):
+    result = install("--print-config", *args)  # no terminal: nothing to ask, so it must be given
+    assert result.returncode == 2 and named in result.stderr and result.stdout == ""

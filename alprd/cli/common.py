@@ -123,6 +123,6 @@ def parse_time(text: str | None, end: bool = False) -> str | None:
             start = datetime(day.year, day.month, day.day, tzinfo=UTC)
             return iso(start + timedelta(days=1) if end else start)
         when = datetime.fromisoformat(text)
-    except ValueError:
+    except (ValueError, OverflowError):  # 9999-12-31 as an end: its next day does not exist
         raise ValueError(f"time {text!r} not understood: write YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)") from None
     return iso(when if when.tzinfo else when.replace(tzinfo=UTC))

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from alprd.app import build_daemon
 from alprd.capture import CaptureError, SyntheticSource
-from alprd.config import Config, ConfigError, VisionConfig, load_config
+from alprd.config import Config, ConfigError, VisionConfig, load_config, service_problems
 from alprd.daemon import Daemon
 from alprd.imageio import ImageError, read_image
 from alprd.log import setup_logging
@@ -66,6 +66,15 @@ def peak_rss_mb() -> float:
 
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    from alprd.cli import config_path  # the package imports this module
+
+    problems = service_problems(config)
+    if problems:
+        source = config_path(args) or "none found, so the defaults"
+        print(f"alprd run: refused: the configuration ({source}) is not set up for this unit:\n"
+              + "".join(f"  {p}\n" for p in problems)
+              + "Edit the file (or pass --config FILE); `alprd demo` runs the synthetic camera.", file=sys.stderr)
+        return 2
     setup_logging(config.logging)
     try:
         daemon = build_daemon(config)

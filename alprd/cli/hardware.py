@@ -60,16 +60,21 @@ def cmd_diag(args: argparse.Namespace, config: Config) -> int:
 # -- status ------------------------------------------------------------------------
 
 def status_file(args: argparse.Namespace) -> Path:
-    """--file, else from the config when it can be read (it is alprd's only), else the packaged default."""
+    """--file, else from the config; one that cannot be read is said so, and the service's file is tried."""
     from alprd.cli import DEFAULT_CONFIG, config_path  # the package imports this module
 
     if args.file:
         return args.file
+    path = config_path(args)
     try:
-        config = load_config(config_path(args))
-    except (ConfigError, PermissionError):
-        installed = Path(DEFAULT_CONFIG).exists()
+        config = load_config(path)
+    except ConfigError as err:  # technicians (the alprd group) may not read the 0600 config
+        installed = path == DEFAULT_CONFIG
         config = Config.model_validate({"store": {"state_dir": SERVICE_STATE_DIR}} if installed else {})
+        fallback = config.store.state_dir / config.status.file
+        print(f"alprd status: cannot read the configuration: {err}\n"
+              f"  trying {fallback} instead; pass --file to choose", file=sys.stderr)
+        return fallback
     return config.store.state_dir / config.status.file
 
 
@@ -94,6 +99,9 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     lines = status_lines(snap)
     if not args.json:
         print(header)
+        if not running:  # the figures are history: no OK for a camera nobody is reading
+            print(f"  last figures, written {_clock(snap['written_at'])} (start it: `sudo systemctl start alprd`)")
+            lines = [(what, "-", text) for what, _, text in lines]
         for what, level, text in lines:
             print(f"  {what:<9}{level:<6}{text}")
     if not running:

@@ -125,6 +125,10 @@ def _parse_file(args: argparse.Namespace, config: Config) -> ParseResult:
 @guarded
 def cmd_import(args: argparse.Namespace, config: Config, store: Store) -> int:
     access = authorize(args, store, config, "hotlist.import", roles=SUPERVISOR_ROLES)
+    current = repository.meta(store).version
+    if args.version is not None and args.version < current:
+        raise ValueError(f"--version {args.version} is older than the list in use (version {current}): versions "
+                         "only go forward (leave --version out to keep the version)")
     result = _parse_file(args, config)
     n = repository.replace_department_list(store, result.entries, f"import:{args.file.name}", args.version)
     access.record({"file": str(args.file), "rejected": len(result.errors), "version": args.version}, records=n)

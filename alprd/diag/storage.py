@@ -1,6 +1,6 @@
 """``diag storage``: state directory, free space, write speed, database health, upload backlog.
 
-The database is opened read-only here: a diagnostic never migrates or locks it.
+The database is opened read-only, through the store's own queries: a diagnostic never migrates or locks it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from alprd.config import Config
 from alprd.daemon.status import disk_status
 from alprd.diag import Area, Check, DiagOptions
 from alprd.records import parse_iso
-from alprd.store import MIGRATIONS
+from alprd.store import MIGRATIONS, Store, StoreError
 
 SPEED_TEST_MB = 8
 SLOW_MB_S = 2.0
@@ -82,15 +82,13 @@ def _database(area: Area, config: Config) -> None:
         area.warn("permissions", f"{path} mode {mode:o}", "others than the service user may read stored reads",
                   f"`sudo chmod 600 {path}` (scripts/install.sh sets this)")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        store = Store(path, readonly=True)
         try:
-            integrity = conn.execute("pragma quick_check").fetchone()[0]
-            version = conn.execute("select count(*) from schema_migrations").fetchone()[0]
-            count, oldest = conn.execute(
-                "select count(*), min(ts) from reads where uploaded_at is null").fetchone()
+            integrity, version = store.quick_check(), store.schema_version
+            count, oldest = store.backlog()
         finally:
-            conn.close()
-    except sqlite3.Error as err:
+            store.close()
+    except (StoreError, sqlite3.Error) as err:
         area.fail("database", f"{path}: {err}", "the file is damaged or not an alprd database",
                   "stop alprd, move the file aside (keep it for evidence) and restart to create a new one")
         return

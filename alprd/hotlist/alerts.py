@@ -5,15 +5,18 @@ uplink publishes as-is (QoS 1, ahead of the read backlog) and its
 ``published_at`` stays null until the broker acknowledges it. One alert is
 made per read, for its best match, with the other matches listed; a plate that
 alerted within ``alert_repeat_window_s`` does not alert again.
+Matching and storing run in a worker thread: a slow match (a large list, a
+busy disk) must not stall the event loop, which also answers status and SIGTERM.
 Every alert says that the hit must be verified before any enforcement action.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
@@ -84,16 +87,20 @@ def build_alert(read: Read, matches: list[Match], hotlist_version: int, when: st
 
 
 class Alerter:
-    """Read listener: match each committed read, store an alert, tell the listeners."""
+    """Matches each committed read, stores an alert, tells the listeners."""
 
     def __init__(self, store: Store, hotlist: Hotlist, config: Config):
         self.store = store
         self.hotlist = hotlist
         self.window_s = config.hotlist.alert_repeat_window_s
-        self.on_alert: list[AlertListener] = []  # e.g. the uplink's wake-up
+        self._listeners: list[AlertListener] = []
         self.alerts = 0
         self.suppressed = 0
         self.log = get_logger("alprd.hotlist.alerts")
+
+    def on_alert(self, listener: AlertListener) -> None:
+        """Call ``listener`` with each stored alert row (e.g. the uplink's wake-up), in the order registered."""
+        self._listeners.append(listener)
 
     def _recent(self, plate: str, pattern: str, ts: str) -> bool:
         since = iso(parse_iso(ts) - timedelta(seconds=self.window_s))
@@ -102,7 +109,8 @@ class Alerter:
             [plate, pattern, since],
         ))
 
-    def __call__(self, read: Read) -> dict[str, Any] | None:
+    def record(self, read: Read) -> dict[str, Any] | None:
+        """Match a committed read and store its alert (blocking); None when no new alert."""
         matches = self.hotlist.match(read.plate)
         if not matches:
             return None
@@ -115,7 +123,18 @@ class Alerter:
         self.alerts += 1
         self.log.warning("hotlist_alert", alert_id=row["id"], plate=read.plate, kind=row["match_kind"],
                          category=row["category"], priority=row["priority"])
-        for listener in self.on_alert:
+        return row
+
+    async def on_read(self, read: Read) -> dict[str, Any] | None:
+        """Read listener: ``record`` in a worker thread, then tell the listeners (on the loop).
+
+        The daemon awaits each read's listeners in turn, so one match runs at a time and
+        alerts keep the order of the reads.
+        """
+        row = await asyncio.to_thread(self.record, read)
+        if row is None:
+            return None
+        for listener in self._listeners:
             try:
                 listener(row)
             except Exception as err:  # noqa: BLE001 - the alert is stored; a listener bug must not lose it
@@ -124,6 +143,25 @@ class Alerter:
 
     def status(self) -> dict[str, Any]:
         return {"alerts": self.alerts, "suppressed_repeats": self.suppressed}
+
+
+def unpublished_alerts(store: Store, limit: int, exclude: Collection[str] = ()) -> list[dict[str, Any]]:
+    """``id`` and ``payload`` of alerts the broker has not acknowledged, oldest first, less ``exclude``."""
+    return store.query(
+        "select id, payload from alerts where published_at is null and payload is not null "
+        "and id not in (select value from json_each(?)) order by ts, id limit ?",
+        [json.dumps(list(exclude)), limit],
+    )
+
+
+def count_unpublished(store: Store) -> int:
+    return store.query("select count(*) as n from alerts where published_at is null and payload is not null")[0]["n"]
+
+
+def mark_published(store: Store, alert_id: str) -> None:
+    """The broker acknowledged the alert: it is delivered, and never sent again."""
+    with store.transaction() as db:
+        db.execute("update alerts set published_at = ? where id = ?", [utc_now(), alert_id])
 
 
 def set_disposition(store: Store, alert_id: str, disposition: Disposition, by: str, note: str = "") -> bool:

@@ -14,8 +14,17 @@ one at a time, so a million-entry list never exists as a million dicts at once.
 
 A list is applied only if the signature verifies, its version is newer than
 the list in use, and (a delta) it continues from exactly that list; anything
-else is refused and logged, and the list in use stays. Bad rows inside a
-verified list are skipped and logged like an import's.
+else is refused and logged, and the list in use stays. Versions only go
+forward: an old signed list re-published (retained, or replayed) is refused by
+a unit that has a newer one. A fresh unit (version 0) trusts the first signed
+list it is given, so an old snapshot re-published as retained would be installed
+there; `alprd hotlist status` shows the version to check against the department's.
+Bad rows inside a verified list are skipped and logged like an import's.
+
+Messages that fail the signature or are not newer (junk, replays, the retained
+snapshot re-delivered on every reconnect) are dropped as they arrive, before the
+queue, so they cannot crowd out real lists: counted as ``ignored``, logged at
+most once a minute, and no access-log record each.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +59,7 @@ from alprd.uplink.link import Link
 FORMAT = "alprd-hotlist/1"
 SESSION_EXPIRY_S = 7 * 24 * 3600  # deltas queue at the broker for a week while a car is away
 QUEUE_SIZE = 4  # lists waiting to be applied; each can be large, the newest retained one recovers
+IGNORED_LOG_INTERVAL_S = 60.0  # junk is logged at most this often (a count, and the last reason)
 
 
 class SyncRefused(ValueError):
@@ -128,13 +139,22 @@ def _header(body: bytes) -> tuple[dict[str, Any], int]:
     return doc, end + 1
 
 
+def _newer(doc: dict[str, Any], current: int) -> None:
+    if doc["version"] <= current:
+        raise SyncRefused(f"version {doc['version']} is not newer than the list in use (version {current})")
+
+
+def screen(payload: bytes, key: str, current: int) -> None:
+    """Cheap check as a message arrives: signed, with a header newer than ``current``; raises SyncRefused."""
+    _newer(_header(verify(payload, key))[0], current)
+
+
 def apply_message(store: Store, cfg: HotlistConfig, payload: bytes, source: str) -> SyncOutcome:
     """Verify and apply one sync message; raises SyncRefused with the reason."""
     body = verify(payload, cfg.sync_key)
     doc, start = _header(body)
     version, current = doc["version"], repository.meta(store).version
-    if version <= current:
-        raise SyncRefused(f"version {version} is not newer than the list in use (version {current})")
+    _newer(doc, current)
     errors: list[RowError] = []
     entries = iter_entries(json_lines(_lines(body, start), first=2), cfg, errors)
     if doc["type"] == "snapshot":
@@ -163,6 +183,9 @@ class HotlistSync:
         self.accepted = 0
         self.refused = 0
         self.dropped = 0
+        self.ignored = 0
+        self._version = 0  # the list in use, as the network thread screens against it
+        self._ignored_logged = (-IGNORED_LOG_INTERVAL_S, 0)  # (when, ignored count then)
         self.link: Link | None = None
         self.log = get_logger("alprd.hotlist.sync")
         self._queue: asyncio.Queue[tuple[str, bytes]] | None = None
@@ -182,7 +205,22 @@ class HotlistSync:
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._offer, (msg.topic, bytes(msg.payload)))
+        payload = bytes(msg.payload)
+        try:
+            screen(payload, self.config.hotlist.sync_key, self._version)
+        except SyncRefused as err:
+            self._ignore(msg.topic, str(err))
+            return
+        self._loop.call_soon_threadsafe(self._offer, (msg.topic, payload))
+
+    def _ignore(self, topic: str, reason: str) -> None:
+        """Count a junk message; log the first, then a count at most once per interval."""
+        self.ignored += 1
+        when, count = self._ignored_logged
+        now = time.monotonic()
+        if now - when >= IGNORED_LOG_INTERVAL_S:
+            self._ignored_logged = (now, self.ignored)
+            self.log.warning("hotlist_sync_ignored", topic=topic, reason=reason, ignored=self.ignored - count)
 
     def handle(self, topic: str, payload: bytes) -> SyncOutcome | None:
         """Apply one message (blocking; run off the event loop); None if refused.
@@ -201,6 +239,7 @@ class HotlistSync:
             self.log.warning("hotlist_sync_row_rejected", problem=problem)
         audit.record(None, "hotlist.sync", {"topic": topic, "kind": out.kind, "version": out.version,
                                             "rejected": len(out.rejected)}, records=out.loaded + out.removed)
+        self._version = out.version
         if self.on_change:
             self.on_change()
         self.accepted += 1
@@ -209,6 +248,7 @@ class HotlistSync:
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue(maxsize=QUEUE_SIZE)
+        self._version = (await asyncio.to_thread(repository.meta, self.store)).version
         # One daemon per unit: the device id is a unique, stable id for the queued deltas' session.
         link = self.link = Link(self.config.uplink, f"{self.config.device.id}-hotlist", clean_start=False,
                                 session_expiry_s=SESSION_EXPIRY_S, subscriptions=topics(self.config.uplink))
@@ -233,7 +273,7 @@ class HotlistSync:
 
     def status(self) -> dict[str, int | bool]:
         return {"connected": self.connected, "accepted": self.accepted, "refused": self.refused,
-                "dropped": self.dropped}
+                "dropped": self.dropped, "ignored": self.ignored}
 
 
 def publish(config: Config, body: bytes, delta: bool, timeout_s: float = 30.0) -> None:

@@ -223,16 +223,18 @@ def _private(path: Path) -> None:
 class Store:
     """Thread-safe access to the database; one instance per process."""
 
-    def __init__(self, path: str | Path, audit_secret: Path | None = None):
+    def __init__(self, path: str | Path, audit_secret: Path | None = None, readonly: bool = False):
+        """Open (creating and migrating) the database; ``readonly`` (diagnostics) never writes nor migrates."""
         self.path = Path(path)
         self.audit_secret = audit_secret or self.path.parent / AUDIT_SECRET_FILE  # the access log's key file
-        if str(path) != ":memory:":
+        if str(path) != ":memory:" and not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _private(self.path)
         try:
-            conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+            conn = (sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=5)
+                    if readonly else sqlite3.connect(str(path), check_same_thread=False, timeout=30))
             self.db = sqlite_utils.Database(conn)
-            if str(path) != ":memory:":
+            if str(path) != ":memory:" and not readonly:
                 self.db.enable_wal()
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.execute("PRAGMA synchronous = NORMAL")
@@ -240,7 +242,8 @@ class Store:
             raise StoreError(f"{path}: cannot open as an SQLite database ({err}); "
                              "move the file aside and restart to create a new one") from None
         self._lock = threading.RLock()
-        self.migrate()
+        if not readonly:
+            self.migrate()
 
     # -- schema ---------------------------------------------------------------
     @property
@@ -269,6 +272,10 @@ class Store:
                     migration(self.db)
                     self.db["schema_migrations"].insert({"migration": name, "applied_at": utc_now()})
             return self.schema_version
+
+    def quick_check(self) -> str:
+        """SQLite's ``pragma quick_check``: "ok", or what is damaged."""
+        return self.query("pragma quick_check")[0]["quick_check"]
 
     def columns(self) -> dict[str, list[str]]:
         """Every table's column names (used by the no-personal-data check)."""

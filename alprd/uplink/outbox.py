@@ -1,4 +1,4 @@
-"""The uplink's queries on the vehicle database: what waits to leave, and marking what left.
+"""What waits to leave the vehicle database, and marking what left (alerts through their owner, ``hotlist.alerts``).
 
 A read or alert counts as delivered only when its ``uploaded_at`` /
 ``published_at`` is set, and that happens only after the broker acknowledged
@@ -11,7 +11,7 @@ import json
 from collections.abc import Collection
 from typing import Any
 
-from alprd.records import utc_now
+from alprd.hotlist import alerts
 from alprd.store import Store
 
 _NOT_IN = "id not in (select value from json_each(?))"
@@ -39,19 +39,13 @@ class Outbox:
 
     def next_alerts(self, limit: int, exclude: Collection[str] = ()) -> list[dict[str, Any]]:
         """Alerts not yet acknowledged by the broker, oldest first."""
-        return self.store.query(
-            f"select id, payload from alerts where published_at is null and payload is not null "
-            f"and {_NOT_IN} order by ts, id limit ?",
-            [json.dumps(list(exclude)), limit],
-        )
+        return alerts.unpublished_alerts(self.store, limit, exclude)
 
     def mark_alert(self, alert_id: str) -> None:
-        with self.store.transaction() as db:
-            db.execute("update alerts set published_at = ? where id = ?", [utc_now(), alert_id])
+        alerts.mark_published(self.store, alert_id)
 
     def alerts_waiting(self) -> int:
-        return self.store.query(
-            "select count(*) as n from alerts where published_at is null and payload is not null")[0]["n"]
+        return alerts.count_unpublished(self.store)
 
     def oldest_pending(self) -> str | None:
         """Timestamp of the oldest read not uploaded (an index lookup, cheap to call often)."""
