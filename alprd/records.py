@@ -53,11 +53,16 @@ class Read:
     gps_fix_ts: str | None = None
     gps_stale: bool = False
     crop_jpeg: bytes | None = None
+    # the OCR's likeliest texts for this pass, best first, with their scores (0..1); the plate is first
+    candidates: list[str] = field(default_factory=list)
+    candidate_scores: list[float] = field(default_factory=list)
+    region: str | None = None  # the configured plate region whose syntax the plate fits (vision.regions)
 
     def to_row(self) -> dict[str, Any]:
         """The ``reads`` row for a new read (not uploaded yet)."""
         values = {f: getattr(self, f) for f in READ_FIELDS}
         values["char_confidences"] = [round(c, 4) for c in self.char_confidences]
+        values["candidate_scores"] = [round(c, 4) for c in self.candidate_scores]
         return {**to_columns(values), "uploaded_at": None}
 
 
@@ -71,6 +76,7 @@ def _field_type(hint: Any) -> Any:
 _TYPES = {name: _field_type(hint) for name, hint in get_type_hints(Read).items()}
 READ_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Read))
 LIST_FIELDS = tuple(name for name, t in _TYPES.items() if get_origin(t) is list)
+_EMPTY_LISTS = frozenset(f.name for f in fields(Read) if f.default_factory is list)
 # The SQLite column type of each field: lists as JSON text, bools as 0/1.
 READ_COLUMNS: dict[str, type] = {name: str if name in LIST_FIELDS else int if t is bool else t
                                  for name, t in _TYPES.items()}
@@ -92,5 +98,7 @@ def from_columns(row: dict[str, Any]) -> dict[str, Any]:
     for key in LIST_FIELDS:
         if isinstance(values[key], str):
             values[key] = json.loads(values[key])
+        elif values[key] is None and key in _EMPTY_LISTS:  # a row from before the field existed
+            values[key] = []
     values["gps_stale"] = bool(values["gps_stale"])
     return values

@@ -110,9 +110,9 @@ def test_alerts_wait_for_the_broker_until_marked_published(alerter, store):
 def test_matching_runs_off_the_event_loop_and_keeps_read_order(alerter, store, monkeypatch):
     match = alerter.hotlist.match
 
-    def slow_match(plate):
+    def slow_match(plate, candidates=()):
         time.sleep(0.3)  # a large list, a busy disk
-        return match(plate)
+        return match(plate, candidates)
 
     monkeypatch.setattr(alerter.hotlist, "match", slow_match)
     sent = []
@@ -260,3 +260,12 @@ def test_sync_is_attached_only_with_the_uplink_enabled(tmp_path):
     daemon = build_daemon(cfg, source=ScriptedSource([]), reader=fake_reader())
     assert "hotlist_sync" in daemon.status() and "hotlist" in daemon.status()
     daemon.store.close()
+
+
+def test_a_read_misread_at_the_top_alerts_through_its_candidate(alerter, store):
+    # read as "ABC128", but the OCR's second candidate is the listed "ABC123"
+    hit = alerter.record(stored(store, read("ABC128", candidates=["ABC128", "ABC123"], candidate_scores=[0.6, 0.3])))
+    assert hit is not None
+    assert hit["match_kind"] == "candidate" and hit["pattern"] == "ABC123"
+    # a look-alike of a candidate does not count: only exact candidate hits alert
+    assert alerter.record(stored(store, read("QQQ111", candidates=["QQQ111", "A8C12"]))) is None

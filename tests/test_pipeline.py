@@ -1,6 +1,7 @@
 """The asyncio pipeline with real SQLite and fake (instant or slow) models."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import make_config
 from fakes import draw_marked_plate, fake_reader
 
@@ -165,3 +167,16 @@ def test_sigterm_drains_and_exits_cleanly(tmp_path):
     assert reported == len(plates) > 3
     # the plate in view at the moment of SIGTERM was flushed, not lost
     assert {line.split()[1] for line in lines if line.startswith("READ")} == plates
+
+
+def test_a_pass_is_stored_fused_with_its_candidates(tmp_path):
+    # the most confident frame misreads B as 8; the pass is stored as the frames voted
+    script = [[("ABC123", 0.7)], [("A8C123", 0.9)], [("ABC123", 0.8)]] + [[]] * 40
+    cfg = make_config(tmp_path)
+    store = Store(cfg.store.path)
+    run(Daemon(cfg, store, fake_reader(), ScriptedSource(script)))
+    (row,) = store.query("select plate, candidates, candidate_scores, frames from reads")
+    assert row["plate"] == "ABC123" and row["frames"] == 3
+    assert json.loads(row["candidates"]) == ["ABC123", "A8C123"]
+    scores = json.loads(row["candidate_scores"])
+    assert scores[0] == pytest.approx(0.5, abs=0.01) and scores[1] == pytest.approx(0.3, abs=0.01)

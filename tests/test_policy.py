@@ -456,3 +456,15 @@ def test_daemon_purges_on_start(tmp_path):
     assert store.count_reads() == 0
     assert store.query("SELECT deleted FROM purge_log")[0]["deleted"] == 1
     assert daemon.status()["retention"]["deleted"] == 1
+
+
+def test_search_finds_a_read_by_one_of_its_ocr_candidates(store):
+    misread = Read("ABC1Z34", 0.7, [0.7] * 7, "cam0", "dev1", candidates=["ABC1Z34", "ABC1234"],
+                   candidate_scores=[0.6, 0.35])
+    store.insert_read(misread)
+    add_read(store, "XYZ9999")
+    for pattern in ("ABC1234", "ABC12*", "*C1234"):
+        assert [r["id"] for r in search(store, SearchQuery(plate=pattern))] == [misread.id], pattern
+    assert [r["plate"] for r in search(store, SearchQuery(plate="ABC1Z34"))] == ["ABC1Z34"]
+    store.db["reads"].delete(misread.id)  # purged with its read
+    assert store.query("select count(*) n from read_candidates")[0]["n"] == 0

@@ -179,6 +179,7 @@ class Daemon:
             crop = buf.tobytes() if ok else None
         d = s.detection
         text, confidence, char_confidences = track.fused()
+        candidates = track.candidates(self.config.vision.candidates)
         return Read(
             plate=text,
             confidence=float(confidence),
@@ -195,6 +196,9 @@ class Daemon:
             gps_fix_ts=fix.utc if fix else None,
             gps_stale=bool(fix and fix.is_stale(self.config.gps.max_fix_age_s)),
             crop_jpeg=crop,
+            candidates=[t for t, _ in candidates],
+            candidate_scores=[p for _, p in candidates],
+            region=next((o.item.sighting.region for o in track.votes if o.text == text), None),
         )
 
     async def _commit(self, tracks: list[Track[_Seen]]) -> None:
@@ -226,8 +230,8 @@ class Daemon:
             st.frames_processed += 1
             st.sightings += len(sightings)
             st.inference_ms_avg = ms if st.frames_processed == 1 else 0.9 * st.inference_ms_avg + 0.1 * ms
-            obs = [Observation(s.text, s.confidence, frame.t, _Seen(s, frame.wall, fix), s.char_confidences)
-                   for s in sightings]
+            obs = [Observation(s.text, s.confidence, frame.t, _Seen(s, frame.wall, fix), s.char_confidences,
+                               s.candidates) for s in sightings]
             await self._commit(self._dedupe.feed(obs, frame.t))
             st.rereads = self._dedupe.rereads
         await self._commit(self._dedupe.flush())

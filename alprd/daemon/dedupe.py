@@ -31,6 +31,7 @@ class Observation(Generic[T]):
     t: float
     item: T  # whatever the caller needs back with the best sighting
     char_confidences: tuple[float, ...] = ()
+    candidates: tuple[tuple[str, float], ...] = ()  # the OCR's likeliest texts with their scores
 
 
 @dataclass
@@ -81,6 +82,17 @@ class Track(Generic[T]):
             text.append(char)
             confs.append(sum(score[char]) / total * max(score[char]))
         return "".join(text), min(confs, default=0.0), tuple(confs)
+
+    def candidates(self, top: int) -> list[tuple[str, float]]:
+        """The pass's likeliest texts, the fused one first: each sighting's candidate
+        scores (or its own text at its confidence) averaged over the sightings."""
+        score: dict[str, float] = defaultdict(float)
+        for o in self.votes:
+            for text, p in o.candidates or ((o.text, o.confidence),):
+                score[text] += p / len(self.votes)
+        fused = self.fused()[0]
+        ranked = sorted((t for t in score if t != fused), key=lambda t: -score[t])
+        return [(fused, round(score.get(fused, 0.0), 4))] + [(t, round(score[t], 4)) for t in ranked[:top - 1]]
 
 
 class Deduper(Generic[T]):

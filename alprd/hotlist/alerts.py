@@ -111,7 +111,7 @@ class Alerter:
 
     def record(self, read: Read) -> dict[str, Any] | None:
         """Match a committed read and store its alert (blocking); None when no new alert."""
-        matches = self.hotlist.match(read.plate)
+        matches = self.hotlist.match(read.plate, read.candidates)
         if not matches:
             return None
         if self.window_s and self._recent(read.plate, matches[0].entry["pattern"], read.ts):

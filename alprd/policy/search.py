@@ -5,7 +5,9 @@ them. How it is answered depends on the pattern (see :func:`plate_strategy`):
 an exact plate or a known start uses the plate index; a pattern with three or
 more known characters in a row anywhere goes through the trigram FTS5 index
 (``reads_plate_fts``); anything vaguer scans the plate index. Every strategy
-ends with the same ``plate GLOB`` test, so they differ only in speed.
+ends with the same ``plate GLOB`` test, so they differ only in speed. A read
+whose OCR candidates (``read_candidates``) match is found as well: a plate
+misread at the top is still found by its right text.
 """
 
 from __future__ import annotations
@@ -82,12 +84,14 @@ def build_sql(q: SearchQuery, columns: str = "*") -> tuple[str, dict[str, Any]]:
         pattern = plate_pattern(q.plate)
         params["plate"] = pattern
         strategy = plate_strategy(pattern)
+        # a read whose OCR candidates include the plate is found too (its top text was a misread)
         if strategy == "exact":
-            where.append("plate = :plate")
+            where.append("(plate = :plate OR id IN (SELECT read_id FROM read_candidates WHERE plate = :plate))")
         else:
-            where.append("plate GLOB :plate")
+            on_plate = "plate GLOB :plate"
             if strategy == "trigram":
-                where.append("seq IN (SELECT rowid FROM reads_plate_fts WHERE plate GLOB :plate)")
+                on_plate += " AND seq IN (SELECT rowid FROM reads_plate_fts WHERE plate GLOB :plate)"
+            where.append(f"(({on_plate}) OR id IN (SELECT read_id FROM read_candidates WHERE plate GLOB :plate))")
     if q.since:
         where.append("ts >= :since")
         params["since"] = q.since

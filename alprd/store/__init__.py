@@ -186,6 +186,29 @@ def _audit_0002_keyed(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE access_log ADD COLUMN mac TEXT")
 
 
+def _reads_0001_candidates(db: sqlite_utils.Database) -> None:
+    """A read keeps the OCR's other likely texts (hotlist matching and search use them) and its region.
+
+    ``read_candidates`` indexes the alternatives (not the plate itself) so that a plate
+    search finds a read misread at the top; triggers keep it in step with ``reads``.
+    """
+    db.execute("ALTER TABLE reads ADD COLUMN candidates TEXT")
+    db.execute("ALTER TABLE reads ADD COLUMN candidate_scores TEXT")
+    db.execute("ALTER TABLE reads ADD COLUMN region TEXT")
+    db.execute("CREATE TABLE read_candidates (plate TEXT NOT NULL, read_id TEXT NOT NULL)")
+    db.execute("CREATE INDEX idx_read_candidates_plate ON read_candidates(plate)")
+    db.execute("CREATE INDEX idx_read_candidates_read ON read_candidates(read_id)")
+    db.execute(
+        "CREATE TRIGGER reads_candidates_insert AFTER INSERT ON reads WHEN new.candidates IS NOT NULL BEGIN "
+        "INSERT INTO read_candidates(plate, read_id) SELECT DISTINCT value, new.id FROM json_each(new.candidates) "
+        "WHERE value != new.plate; END"
+    )
+    db.execute(
+        "CREATE TRIGGER reads_candidates_delete AFTER DELETE ON reads BEGIN "
+        "DELETE FROM read_candidates WHERE read_id = old.id; END"
+    )
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 # Append only. The position in this list is the schema version it brings.
@@ -196,6 +219,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("hotlist_0001_lookup", _hotlist_0001_lookup),
     ("hotlist_0002_generation", _hotlist_0002_generation),
     ("audit_0002_keyed", _audit_0002_keyed),
+    ("reads_0001_candidates", _reads_0001_candidates),
 ]
 
 
