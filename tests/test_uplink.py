@@ -32,7 +32,7 @@ CROP = cv2.imencode(".jpg", np.full((24, 96, 3), 200, np.uint8))[1].tobytes()
 
 def uplink_config(tmp_path: Path, port: int, **uplink) -> Config:
     values = {"enabled": True, "port": port, "batch_size": 20, "batch_max_age_s": 0.2,
-              "reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "heartbeat_s": 60}
+              "reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "heartbeat_s": 60, "receipt_timeout_s": 0.5}
     values.update(uplink)
     return make_config(tmp_path, device={"id": "car7"}, uplink=values)
 
@@ -63,7 +63,7 @@ def write_config(tmp_path: Path, port: int, extra_uplink: str = "") -> Path:
     path.write_text(
         f'[device]\nid = "car7"\n[store]\nstate_dir = "{tmp_path}"\n[logging]\nlevel = "info"\n'
         f"[uplink]\nenabled = true\nport = {port}\nbatch_max_age_s = 0.2\n"
-        f"reconnect_min_s = 0.1\nreconnect_max_s = 0.5\n{extra_uplink}")
+        f"reconnect_min_s = 0.1\nreconnect_max_s = 0.5\nreceipt_timeout_s = 0.5\n{extra_uplink}")
     return path
 
 
@@ -176,7 +176,7 @@ def test_broker_outage_buffers_reads_and_delivers_every_one_after(tmp_path, brok
     running = Running(Uploader(config, store))
     link = running.uploader.link
     try:
-        wait_until(lambda: ingested(ingest) == 40, what="first reads")
+        wait_until(lambda: ingested(ingest) == 40 and store.backlog()[0] == 0, what="first reads")
         broker.stop()
         wait_until(lambda: not link.connected, what="uploader sees the outage")
         ids += fill(store, 60)
@@ -194,19 +194,45 @@ def test_broker_outage_buffers_reads_and_delivers_every_one_after(tmp_path, brok
 
 
 def test_receiver_away_gets_what_was_sent_meanwhile(tmp_path, broker, store, ingest_factory):
-    """The ingest session is persistent: the broker queues batches for it while it is down."""
+    """The ingest session is persistent: the broker queues batches for it while it is down,
+    and the reads are marked only when it is back and has committed them."""
     config = uplink_config(tmp_path, broker.port)
     first = ingest_factory(config, client_id="dept-1")
     first.stop()
     ids = fill(store, 30)
     running = Running(Uploader(config, store))
     try:
-        wait_until(lambda: store.backlog()[0] == 0, what="broker acknowledged")
+        wait_until(lambda: running.uploader.resent >= 2, what="batches sent and sent again")
+        assert store.backlog()[0] == 30, "the broker's PUBACK is not the department's commit"
+        again = ingest_factory(config, client_id="dept-1")
+        wait_until(lambda: store.backlog()[0] == 0, what="marked on the receipts")
     finally:
         running.stop()
-    again = ingest_factory(config, client_id="dept-1")
-    wait_until(lambda: ingested(again) == 30, what="queued batches")
+    rows = again.db.conn.execute("select count(*), count(distinct id) from reads").fetchone()
+    assert rows == (30, 30)
     assert {r[0] for r in again.db.conn.execute("select id from reads")} == set(ids)
+
+
+def test_no_receiver_yet_marks_nothing_then_every_read_arrives_once(tmp_path, broker, store, ingest_factory):
+    """PUBACK reason 16 (no matching subscribers) is not success: the batches wait and go again."""
+    config = uplink_config(tmp_path, broker.port)
+    ids = fill(store, 50)
+    with capture_logs() as logs:
+        running = Running(Uploader(config, store))
+        try:
+            wait_until(lambda: running.uploader.unheard >= 3, what="PUBACKs with no matching subscribers")
+            assert store.backlog()[0] == 50 and running.uploader.reads_uploaded == 0
+            ingest = ingest_factory(config)
+            wait_until(lambda: store.backlog()[0] == 0, what="marked on the receipts")
+            status = running.call(running.uploader.status)
+        finally:
+            running.stop()
+    rows = ingest.db.conn.execute("select count(*), count(distinct id), max(copies) from reads").fetchone()
+    assert rows[:2] == (50, 50)
+    assert {r[0] for r in ingest.db.conn.execute("select id from reads")} == set(ids)
+    assert status["reads_uploaded"] == 50 and status["no_receiver"] >= 3
+    warning = next(e for e in logs if e["event"] == "uplink_no_receiver")
+    assert "alprd ingest" in warning["fix"]
 
 
 def test_daemon_killed_mid_upload_then_restarted_delivers_each_read_exactly_once(tmp_path, broker, ingest_factory):
@@ -267,6 +293,7 @@ def test_wrong_password_is_a_clear_error_and_reads_keep_buffering(tmp_path, stor
         # the password from the environment (env:NAME in the config file) works
         monkeypatch.setenv("ALPRD_TEST_MQTT_PW", "right-pass")
         right = uplink_config(tmp_path, broker.port, username="car7", password="env:ALPRD_TEST_MQTT_PW")
+        ingest_factory(right)
         running = Running(Uploader(right, store))
         try:
             wait_until(lambda: store.backlog()[0] == 0, what="upload with the right password")
@@ -337,8 +364,9 @@ def test_tls_with_client_certificate_delivers_and_a_wrong_ca_is_explained(tmp_pa
         broker.stop()
 
 
-def test_transfer_window_alarm_is_logged_published_and_cleared(tmp_path, broker, store):
+def test_transfer_window_alarm_is_logged_published_and_cleared(tmp_path, broker, store, ingest_factory):
     config = uplink_config(tmp_path, broker.port, backlog_warn_days=25, backlog_critical_days=30)
+    ingest_factory(config)
     beats: list[dict] = []
     watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     watcher.on_message = lambda c, u, m: beats.append(json.loads(m.payload))

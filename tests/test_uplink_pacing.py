@@ -12,13 +12,16 @@ import pytest
 
 from alprd.config import ConfigError, config_from_dict
 from alprd.records import Read
-from alprd.uplink.pacing import DAY_S, backlog_severity, backoff_delay, batch_wait
+from alprd.uplink.pacing import DAY_S, backlog_severity, backoff_delay, batch_wait, resend_delay
 from alprd.uplink.wire import (
     BATCH_SCHEMA,
+    Receipt,
     WireError,
     decode_batch,
+    decode_receipt,
     device_of,
     encode_batch,
+    encode_receipt,
     subscription,
     topic,
 )
@@ -31,6 +34,22 @@ def test_backoff_grows_to_the_cap_and_jitters_within_half_a_step():
     assert highs[:4] == [1.0, 2.0, 4.0, 8.0]
     assert max(highs) == 60.0 and lows[-1] == 30.0
     assert backoff_delay(10_000, 1.0, 60.0) <= 60.0  # no overflow for a unit offline for weeks
+
+
+def test_resend_waits_at_least_the_receipt_timeout_and_grows_to_a_cap():
+    assert [resend_delay(a, 60, lambda: 0.0) for a in (0, 1, 2, 4, 9)] == [60, 120, 240, 960, 960]
+    assert resend_delay(0, 60, lambda: 1.0) == 120
+
+
+def test_receipts_round_trip_and_anything_else_is_a_wire_error():
+    receipt = Receipt("reads", str(uuid.uuid4()), 20, 1, "2026-01-01T00:00:00.000000Z")
+    assert decode_receipt(encode_receipt(receipt)) == receipt
+    good = json.loads(encode_receipt(receipt))
+    for bad in [b"", b"[" * 100_000, b"x" * 2000, json.dumps({**good, "schema": "x"}).encode(),
+                json.dumps({**good, "kind": "status"}).encode(), json.dumps({**good, "count": -1}).encode(),
+                json.dumps({**good, "refused": True}).encode(), json.dumps({**good, "batch_id": 7}).encode()]:
+        with pytest.raises(WireError):
+            decode_receipt(bad)
 
 
 def test_batch_goes_when_full_or_when_its_oldest_read_is_old_enough():

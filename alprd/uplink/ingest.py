@@ -2,10 +2,13 @@
 
 It subscribes to every device's reads, alerts, status and heartbeat with a
 persistent session (the broker queues QoS 1 messages while it is away) and
-writes them into its own SQLite database. Acknowledgement is manual and comes
-only after the commit, so a receiver killed mid-write gets the message again;
-read UUIDs and alert ids are primary keys, so a message received twice is
-stored once (``copies`` counts the deliveries). A message that cannot be
+writes them into its own SQLite database. After each commit it publishes a
+receipt for the batch (or alert) to ``<prefix>/<device>/receipt``: that, not
+the broker's PUBACK, is what marks the reads uploaded on the unit. The MQTT
+acknowledgement is manual and comes only after the commit and the receipt, so
+a receiver killed mid-write gets the message again; read UUIDs and alert ids
+are primary keys, so a message received twice is stored once (``copies``
+counts the deliveries) and gets its receipt again. A message that cannot be
 parsed is kept in ``refused`` with the reason and acknowledged, so one bad
 sender cannot block the queue.
 
@@ -30,7 +33,7 @@ from alprd.config import UplinkConfig
 from alprd.log import get_logger
 from alprd.records import READ_COLUMNS, READ_FIELDS, utc_now
 from alprd.uplink.link import Link
-from alprd.uplink.wire import Batch, WireError, decode_batch, device_of, subscription
+from alprd.uplink.wire import Batch, Receipt, WireError, decode_batch, device_of, encode_receipt, subscription, topic
 
 SESSION_EXPIRY_S = 7 * 86_400  # how long the broker keeps queuing for a receiver that is away
 
@@ -137,7 +140,7 @@ class Ingest:
     def _message(self, client, userdata, msg) -> None:
         now = utc_now()
         try:
-            self._store(msg, now)
+            receipt = self._store(msg, now)
         except WireError as err:
             self.stats["refused"] += 1
             self.log.warning("message_refused", topic=msg.topic, error=str(err))
@@ -146,10 +149,15 @@ class Ingest:
             # Not acknowledged: the broker delivers it again when we reconnect.
             self.log.error("ingest_write_failed", topic=msg.topic, error=str(err))
             return
+        else:
+            if receipt is not None:
+                device = device_of(self.cfg.topic_prefix, msg.topic)
+                self.link.publish(topic(self.cfg.topic_prefix, device, "receipt"), encode_receipt(receipt), qos=1)
         if msg.qos > 0:
             client.ack(msg.mid, msg.qos)
 
-    def _store(self, msg, now: str) -> None:
+    def _store(self, msg, now: str) -> Receipt | None:
+        """Store one message; the receipt to send for it, if it is a batch or an alert."""
         kind = msg.topic.rsplit("/", 1)[-1]
         device = device_of(self.cfg.topic_prefix, msg.topic)
         if kind == "reads":
@@ -161,16 +169,18 @@ class Ingest:
             for reason in batch.refused:
                 self.stats["refused"] += 1
                 self.db.refuse(msg.topic, reason, 0, now)
-            return
+            return Receipt("reads", batch.batch_id, len(batch.reads), len(batch.refused), now)
         try:
             text = msg.payload.decode("utf-8")
             json.loads(text)
         except ValueError as err:
             raise WireError(f"{kind} message is not UTF-8 JSON ({err})") from None
         if kind == "alerts":
-            self.db.add_alert(_alert_id(msg.properties, msg.payload), device, text, now)
+            alert_id = _alert_id(msg.properties, msg.payload)
+            self.db.add_alert(alert_id, device, text, now)
             self.stats["alerts"] += 1
-        elif kind in ("status", "heartbeat"):
+            return Receipt("alerts", alert_id, 1, 0, now)
+        if kind in ("status", "heartbeat"):
             self.db.set_device(device, kind, text, now)
-        else:
-            raise WireError(f"unexpected topic {msg.topic!r}")
+            return None
+        raise WireError(f"unexpected topic {msg.topic!r}")

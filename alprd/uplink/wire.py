@@ -6,11 +6,18 @@ Topics, under ``uplink.topic_prefix`` (default ``alprd``) and the device id:
 - ``<prefix>/<device>/alerts``     one hotlist alert (JSON, as stored), QoS 1
 - ``<prefix>/<device>/status``     retained birth / last-will: online or offline, QoS 1
 - ``<prefix>/<device>/heartbeat``  retained periodic health, QoS 0
+- ``<prefix>/<device>/receipt``    receiver -> unit: a batch or alert is committed, QoS 1
 
 A read batch is ``{"schema": "alprd.reads/1", "batch_id", "device_id",
 "sent_at", "reads": [...]}``; each read carries its UUID (so a re-sent batch is
 harmless), the fields of :class:`~alprd.records.Read` (lists as JSON arrays)
 and its plate crop as base64 JPEG.
+
+A receipt is ``{"schema": "alprd.receipt/1", "kind": "reads" | "alerts",
+"batch_id", "count", "refused", "committed_at"}``, published by the receiver
+after its database commit; for an alert the batch id is the alert id. Only a
+receipt makes a read "uploaded" on the unit: a broker's PUBACK says nothing
+about whether anybody stored it.
 """
 
 from __future__ import annotations
@@ -20,13 +27,15 @@ import binascii
 import gzip
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from alprd.records import from_columns, to_columns, utc_now
 
 BATCH_SCHEMA = "alprd.reads/1"
-KINDS = ("reads", "alerts", "status", "heartbeat")
+RECEIPT_SCHEMA = "alprd.receipt/1"
+RECEIPT_MAX_BYTES = 1024
+KINDS = ("reads", "alerts", "status", "heartbeat", "receipt")
 REQUIRED = {"id": str, "plate": str, "ts": str, "camera_id": str, "confidence": (int, float)}
 
 
@@ -123,6 +132,38 @@ def decode_batch(payload: bytes) -> Batch:
         except WireError as err:
             batch.refused.append(str(err))
     return batch
+
+
+@dataclass(frozen=True)
+class Receipt:
+    kind: str
+    batch_id: str
+    count: int
+    refused: int
+    committed_at: str
+
+
+def encode_receipt(receipt: Receipt) -> bytes:
+    return json.dumps({"schema": RECEIPT_SCHEMA, **asdict(receipt)}, separators=(",", ":")).encode()
+
+
+def decode_receipt(payload: bytes) -> Receipt:
+    """A receipt as the unit trusts it: small, well-typed, for a kind it sends."""
+    if len(payload) > RECEIPT_MAX_BYTES:
+        raise WireError(f"receipt of {len(payload)} bytes (at most {RECEIPT_MAX_BYTES})")
+    try:
+        body = json.loads(payload)
+    except (ValueError, RecursionError) as err:
+        raise WireError(f"receipt is not JSON ({err})") from None
+    if not isinstance(body, dict) or body.get("schema") != RECEIPT_SCHEMA:
+        raise WireError(f"not a receipt: expected schema {RECEIPT_SCHEMA!r}")
+    kind, batch_id, committed_at = body.get("kind"), body.get("batch_id"), body.get("committed_at")
+    counts = [body.get("count"), body.get("refused", 0)]
+    if kind not in ("reads", "alerts") or not isinstance(batch_id, str) or not isinstance(committed_at, str):
+        raise WireError("receipt lacks kind, batch_id or committed_at")
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+        raise WireError("receipt count or refused is not a count")
+    return Receipt(kind, batch_id, counts[0], counts[1], committed_at)
 
 
 def status_payload(device_id: str, state: str, reason: str = "", ts: str | None = None) -> bytes:
