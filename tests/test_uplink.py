@@ -21,6 +21,7 @@ from conftest import Broker, make_config
 from structlog.testing import capture_logs
 
 from alprd.config import Config
+from alprd.policy.retention import purge
 from alprd.records import Read, iso, utc_now
 from alprd.store import Store
 from alprd.uplink.ingest import Ingest, IngestDB
@@ -236,7 +237,7 @@ def test_no_receiver_yet_marks_nothing_then_every_read_arrives_once(tmp_path, br
 
 
 def test_daemon_killed_mid_upload_then_restarted_delivers_each_read_exactly_once(tmp_path, broker, ingest_factory):
-    n = 3000
+    n = 1500
     config = uplink_config(tmp_path, broker.port, batch_size=10, max_inflight_batches=1)
     config_file = write_config(tmp_path, broker.port, "batch_size = 10\nmax_inflight_batches = 1\n")
     store = Store(config.store.path)
@@ -257,15 +258,104 @@ def test_daemon_killed_mid_upload_then_restarted_delivers_each_read_exactly_once
     store = Store(config.store.path)
     left = store.backlog()[0]
     assert 0 < left < n, "the kill must land mid-upload for this test to mean anything"
+    marked_only_if_committed(store, ingest.db)
     store.close()
     assert subprocess.run(cmd, check=False, timeout=120).returncode == 0
-    wait_until(lambda: ingested(ingest) == n, what="every read")
-    rows = ingest.db.conn.execute("select count(*), count(distinct id) from reads").fetchone()
-    assert rows == (n, n)
-    assert {r[0] for r in ingest.db.conn.execute("select id from reads")} == set(ids)
+    stored_once(ingest.db, ids)
     store = Store(config.store.path)
     assert store.backlog()[0] == 0
     store.close()
+
+
+def stored_once(db: IngestDB, ids: list[str]) -> None:
+    """Every read arrived, and exactly once."""
+    rows = db.conn.execute("select count(*), count(distinct id) from reads").fetchone()
+    assert rows == (len(ids), len(ids))
+    assert {r[0] for r in db.conn.execute("select id from reads")} == set(ids)
+
+
+def marked_only_if_committed(store: Store, db: IngestDB) -> set[str]:
+    """The reads marked uploaded on the car (the purgeable ones), each already in the department's database."""
+    marked = {r["id"] for r in store.query("select id from reads where uploaded_at is not null")}
+    assert marked <= {r[0] for r in db.conn.execute("select id from reads")}
+    return marked
+
+
+def purged_only_if_committed(store: Store, db: IngestDB) -> set[str]:
+    """Purge everything purgeable on the car; the reads it deleted, each already in the department's database."""
+    def on_car() -> set[str]:
+        return {r["id"] for r in store.query("select id from reads")}
+
+    before = on_car()
+    purge(store, 1, now=datetime.now(UTC) + timedelta(days=2))
+    deleted = before - on_car()
+    assert deleted <= {r[0] for r in db.conn.execute("select id from reads")}
+    return deleted
+
+
+def test_broker_killed_mid_upload_loses_nothing(tmp_path, broker, store, ingest_factory):
+    """Mosquitto SIGKILLed loses the queue it had not saved; what had no receipt is sent again."""
+    config = uplink_config(tmp_path, broker.port, batch_size=10)
+    ingest = ingest_factory(config)
+    ids = fill(store, 1500)
+    running = Running(Uploader(config, store))
+    try:
+        wait_until(lambda: ingested(ingest) >= 100, what="upload under way")
+        broker.kill()
+        wait_until(lambda: not running.uploader.link.connected, what="uploader sees the outage")
+        deleted = purged_only_if_committed(store, ingest.db)
+        assert 0 < len(deleted) < len(ids), "the kill must land mid-upload for this test to mean anything"
+        broker.start()
+        wait_until(lambda: store.backlog()[0] == 0, timeout=60, what="every read marked on its receipt")
+    finally:
+        running.stop()
+    stored_once(ingest.db, ids)
+
+
+def test_broker_queue_overflow_while_the_receiver_is_away_loses_nothing(tmp_path, store, ingest_factory):
+    """``max_queued_messages`` drops what does not fit; without a receipt, it is sent again."""
+    broker = Broker(tmp_path, "max_queued_messages 2\nallow_anonymous true")
+    broker.start()
+    try:
+        config = uplink_config(tmp_path, broker.port, batch_size=10, max_inflight_batches=6)
+        ingest_factory(config, client_id="dept-1").stop()  # its session stays, and queues
+        ids = fill(store, 200)
+        running = Running(Uploader(config, store))
+        try:
+            wait_until(lambda: running.uploader.resent >= 6, what="batches sent and sent again")
+            assert store.backlog()[0] == 200
+            again = ingest_factory(config, client_id="dept-1")
+            wait_until(lambda: store.backlog()[0] == 0, timeout=60, what="every read marked on its receipt")
+        finally:
+            running.stop()
+        stored_once(again.db, ids)
+    finally:
+        broker.stop()
+
+
+def test_receiver_killed_mid_batch_then_restarted_stores_each_read_once(tmp_path, broker, store):
+    config = uplink_config(tmp_path, broker.port, batch_size=10)
+    db_path = tmp_path / "dept.db"
+    cmd = [*ALPRD, "-c", str(write_config(tmp_path, broker.port)), "ingest", "--db", str(db_path),
+           "--client-id", "dept-cli"]
+    ids = fill(store, 2000)
+    db = IngestDB(db_path)
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    running = Running(Uploader(config, store))
+    try:
+        wait_until(lambda: db.count("reads") >= 100, what="receiving under way")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        marked = marked_only_if_committed(store, db)
+        assert len(marked) < len(ids), "the kill must land mid-upload for this test to mean anything"
+        proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+        wait_until(lambda: store.backlog()[0] == 0, timeout=60, what="every read marked on its receipt")
+        stored_once(db, ids)
+    finally:
+        running.stop()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+        db.close()
 
 
 def test_wrong_password_is_a_clear_error_and_reads_keep_buffering(tmp_path, store, ingest_factory, monkeypatch):
