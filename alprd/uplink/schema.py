@@ -14,7 +14,6 @@ what is wrong, in a sentence short enough to store.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import math
 import uuid
@@ -126,7 +125,7 @@ def _crop(value: Any, name: str) -> bytes:
         raise WireError(f"{name} is not base64 text of at most {MAX_CROP_CHARS} characters")
     try:
         return base64.b64decode(value, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character outside ASCII
         raise WireError(f"{name} is not base64") from None
 
 
