@@ -341,7 +341,7 @@ class Uploader:
         self._wake.set()
 
     async def _shutdown(self) -> None:
-        """Give sent batches a moment to be acknowledged, say goodbye, disconnect."""
+        """Give sent batches a moment to be receipted, say goodbye, disconnect."""
         deadline = time.monotonic() + SETTLE_S
         while self._inflight and self.link.connected and time.monotonic() < deadline:
             self._wake.clear()
@@ -355,4 +355,4 @@ class Uploader:
                 await asyncio.to_thread(info.wait_for_publish, 2.0)
         await asyncio.to_thread(self.link.stop)
         self._loop = None
-        self.log.info("uplink_stopped", reads_uploaded=self.reads_uploaded, unacknowledged=len(self._inflight))
+        self.log.info("uplink_stopped", reads_uploaded=self.reads_uploaded, without_receipt=len(self._inflight))
