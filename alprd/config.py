@@ -225,7 +225,9 @@ class UplinkConfig(Section):
     reconnect_max_s: float = Field(default=120.0, gt=0, le=3600)
     batch_size: int = Field(default=100, ge=1, le=10_000)
     batch_max_age_s: float = Field(default=30.0, gt=0)
-    max_inflight_batches: int = Field(default=4, ge=1, le=100, description="batches sent, not yet acknowledged")
+    max_inflight_batches: int = Field(default=4, ge=1, le=100, description="batches sent, awaiting their receipt")
+    receipt_timeout_s: float = Field(default=60.0, gt=0, le=3600,
+                                     description="a batch without the receiver's receipt this long is sent again")
     heartbeat_s: float = Field(default=60.0, gt=0)
     backlog_warn_days: float = Field(default=25.0, gt=0)
     backlog_critical_days: float = Field(default=30.0, gt=0)

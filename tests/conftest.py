@@ -30,7 +30,7 @@ def mosquitto_binary() -> str:
 
 
 class Broker:
-    """A Mosquitto process the test owns; ``stop()``/``start()`` simulate an outage."""
+    """A Mosquitto process the test owns; ``stop()``/``kill()`` and ``start()`` simulate an outage."""
 
     def __init__(self, workdir: Path, extra_conf: str = "", port: int | None = None):
         self.port = port or free_port()
@@ -64,6 +64,12 @@ class Broker:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(5)
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: Mosquitto loses what it had not yet saved (it saves at shutdown, or every 30 min)."""
+        self.proc.kill()
+        self.proc.wait(5)
         self.proc = None
 
 

@@ -22,6 +22,7 @@ from structlog.testing import capture_logs
 
 from alprd.audit import AccessLog
 from alprd.config import Config
+from alprd.policy.retention import purge
 from alprd.records import Read, iso, utc_now
 from alprd.store import Store
 from alprd.uplink.ingest import Ingest, IngestDB
@@ -33,7 +34,7 @@ CROP = cv2.imencode(".jpg", np.full((24, 96, 3), 200, np.uint8))[1].tobytes()
 
 def uplink_config(tmp_path: Path, port: int, **uplink) -> Config:
     values = {"enabled": True, "port": port, "batch_size": 20, "batch_max_age_s": 0.2,
-              "reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "heartbeat_s": 60}
+              "reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "heartbeat_s": 60, "receipt_timeout_s": 0.5}
     values.update(uplink)
     return make_config(tmp_path, device={"id": "car7"}, uplink=values)
 
@@ -64,7 +65,7 @@ def write_config(tmp_path: Path, port: int, extra_uplink: str = "") -> Path:
     path.write_text(
         f'[device]\nid = "car7"\n[store]\nstate_dir = "{tmp_path}"\n[logging]\nlevel = "info"\n'
         f"[uplink]\nenabled = true\nport = {port}\nbatch_max_age_s = 0.2\n"
-        f"reconnect_min_s = 0.1\nreconnect_max_s = 0.5\n{extra_uplink}")
+        f"reconnect_min_s = 0.1\nreconnect_max_s = 0.5\nreceipt_timeout_s = 0.5\n{extra_uplink}")
     return path
 
 
@@ -177,7 +178,7 @@ def test_broker_outage_buffers_reads_and_delivers_every_one_after(tmp_path, brok
     running = Running(Uploader(config, store))
     link = running.uploader.link
     try:
-        wait_until(lambda: ingested(ingest) == 40, what="first reads")
+        wait_until(lambda: ingested(ingest) == 40 and store.backlog()[0] == 0, what="first reads")
         broker.stop()
         wait_until(lambda: not link.connected, what="uploader sees the outage")
         ids += fill(store, 60)
@@ -195,23 +196,49 @@ def test_broker_outage_buffers_reads_and_delivers_every_one_after(tmp_path, brok
 
 
 def test_receiver_away_gets_what_was_sent_meanwhile(tmp_path, broker, store, ingest_factory):
-    """The ingest session is persistent: the broker queues batches for it while it is down."""
+    """The ingest session is persistent: the broker queues batches for it while it is down,
+    and the reads are marked only when it is back and has committed them."""
     config = uplink_config(tmp_path, broker.port)
     first = ingest_factory(config, client_id="dept-1")
     first.stop()
     ids = fill(store, 30)
     running = Running(Uploader(config, store))
     try:
-        wait_until(lambda: store.backlog()[0] == 0, what="broker acknowledged")
+        wait_until(lambda: running.uploader.resent >= 2, what="batches sent and sent again")
+        assert store.backlog()[0] == 30, "the broker's PUBACK is not the department's commit"
+        again = ingest_factory(config, client_id="dept-1")
+        wait_until(lambda: store.backlog()[0] == 0, what="marked on the receipts")
     finally:
         running.stop()
-    again = ingest_factory(config, client_id="dept-1")
-    wait_until(lambda: ingested(again) == 30, what="queued batches")
+    rows = again.db.conn.execute("select count(*), count(distinct id) from reads").fetchone()
+    assert rows == (30, 30)
     assert {r[0] for r in again.db.conn.execute("select id from reads")} == set(ids)
 
 
+def test_no_receiver_yet_marks_nothing_then_every_read_arrives_once(tmp_path, broker, store, ingest_factory):
+    """PUBACK reason 16 (no matching subscribers) is not success: the batches wait and go again."""
+    config = uplink_config(tmp_path, broker.port)
+    ids = fill(store, 50)
+    with capture_logs() as logs:
+        running = Running(Uploader(config, store))
+        try:
+            wait_until(lambda: running.uploader.unheard >= 3, what="PUBACKs with no matching subscribers")
+            assert store.backlog()[0] == 50 and running.uploader.reads_uploaded == 0
+            ingest = ingest_factory(config)
+            wait_until(lambda: store.backlog()[0] == 0, what="marked on the receipts")
+            status = running.call(running.uploader.status)
+        finally:
+            running.stop()
+    rows = ingest.db.conn.execute("select count(*), count(distinct id), max(copies) from reads").fetchone()
+    assert rows[:2] == (50, 50)
+    assert {r[0] for r in ingest.db.conn.execute("select id from reads")} == set(ids)
+    assert status["reads_uploaded"] == 50 and status["no_receiver"] >= 3
+    warning = next(e for e in logs if e["event"] == "uplink_no_receiver")
+    assert "alprd ingest" in warning["fix"]
+
+
 def test_daemon_killed_mid_upload_then_restarted_delivers_each_read_exactly_once(tmp_path, broker, ingest_factory):
-    n = 3000
+    n = 1500
     config = uplink_config(tmp_path, broker.port, batch_size=10, max_inflight_batches=1)
     config_file = write_config(tmp_path, broker.port, "batch_size = 10\nmax_inflight_batches = 1\n")
     store = Store(config.store.path)
@@ -232,15 +259,104 @@ def test_daemon_killed_mid_upload_then_restarted_delivers_each_read_exactly_once
     store = Store(config.store.path)
     left = store.backlog()[0]
     assert 0 < left < n, "the kill must land mid-upload for this test to mean anything"
+    marked_only_if_committed(store, ingest.db)
     store.close()
     assert subprocess.run(cmd, check=False, timeout=120).returncode == 0
-    wait_until(lambda: ingested(ingest) == n, what="every read")
-    rows = ingest.db.conn.execute("select count(*), count(distinct id) from reads").fetchone()
-    assert rows == (n, n)
-    assert {r[0] for r in ingest.db.conn.execute("select id from reads")} == set(ids)
+    stored_once(ingest.db, ids)
     store = Store(config.store.path)
     assert store.backlog()[0] == 0
     store.close()
+
+
+def stored_once(db: IngestDB, ids: list[str]) -> None:
+    """Every read arrived, and exactly once."""
+    rows = db.conn.execute("select count(*), count(distinct id) from reads").fetchone()
+    assert rows == (len(ids), len(ids))
+    assert {r[0] for r in db.conn.execute("select id from reads")} == set(ids)
+
+
+def marked_only_if_committed(store: Store, db: IngestDB) -> set[str]:
+    """The reads marked uploaded on the car (the purgeable ones), each already in the department's database."""
+    marked = {r["id"] for r in store.query("select id from reads where uploaded_at is not null")}
+    assert marked <= {r[0] for r in db.conn.execute("select id from reads")}
+    return marked
+
+
+def purged_only_if_committed(store: Store, db: IngestDB) -> set[str]:
+    """Purge everything purgeable on the car; the reads it deleted, each already in the department's database."""
+    def on_car() -> set[str]:
+        return {r["id"] for r in store.query("select id from reads")}
+
+    before = on_car()
+    purge(store, 1, now=datetime.now(UTC) + timedelta(days=2))
+    deleted = before - on_car()
+    assert deleted <= {r[0] for r in db.conn.execute("select id from reads")}
+    return deleted
+
+
+def test_broker_killed_mid_upload_loses_nothing(tmp_path, broker, store, ingest_factory):
+    """Mosquitto SIGKILLed loses the queue it had not saved; what had no receipt is sent again."""
+    config = uplink_config(tmp_path, broker.port, batch_size=10)
+    ingest = ingest_factory(config)
+    ids = fill(store, 1500)
+    running = Running(Uploader(config, store))
+    try:
+        wait_until(lambda: ingested(ingest) >= 100, what="upload under way")
+        broker.kill()
+        wait_until(lambda: not running.uploader.link.connected, what="uploader sees the outage")
+        deleted = purged_only_if_committed(store, ingest.db)
+        assert 0 < len(deleted) < len(ids), "the kill must land mid-upload for this test to mean anything"
+        broker.start()
+        wait_until(lambda: store.backlog()[0] == 0, timeout=60, what="every read marked on its receipt")
+    finally:
+        running.stop()
+    stored_once(ingest.db, ids)
+
+
+def test_broker_queue_overflow_while_the_receiver_is_away_loses_nothing(tmp_path, store, ingest_factory):
+    """``max_queued_messages`` drops what does not fit; without a receipt, it is sent again."""
+    broker = Broker(tmp_path, "max_queued_messages 2\nallow_anonymous true")
+    broker.start()
+    try:
+        config = uplink_config(tmp_path, broker.port, batch_size=10, max_inflight_batches=6)
+        ingest_factory(config, client_id="dept-1").stop()  # its session stays, and queues
+        ids = fill(store, 200)
+        running = Running(Uploader(config, store))
+        try:
+            wait_until(lambda: running.uploader.resent >= 6, what="batches sent and sent again")
+            assert store.backlog()[0] == 200
+            again = ingest_factory(config, client_id="dept-1")
+            wait_until(lambda: store.backlog()[0] == 0, timeout=60, what="every read marked on its receipt")
+        finally:
+            running.stop()
+        stored_once(again.db, ids)
+    finally:
+        broker.stop()
+
+
+def test_receiver_killed_mid_batch_then_restarted_stores_each_read_once(tmp_path, broker, store):
+    config = uplink_config(tmp_path, broker.port, batch_size=10)
+    db_path = tmp_path / "dept.db"
+    cmd = [*ALPRD, "-c", str(write_config(tmp_path, broker.port)), "ingest", "--db", str(db_path),
+           "--client-id", "dept-cli"]
+    ids = fill(store, 2000)
+    db = IngestDB(db_path)
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    running = Running(Uploader(config, store))
+    try:
+        wait_until(lambda: db.count("reads") >= 100, what="receiving under way")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        marked = marked_only_if_committed(store, db)
+        assert len(marked) < len(ids), "the kill must land mid-upload for this test to mean anything"
+        proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+        wait_until(lambda: store.backlog()[0] == 0, timeout=60, what="every read marked on its receipt")
+        stored_once(db, ids)
+    finally:
+        running.stop()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+        db.close()
 
 
 def test_wrong_password_is_a_clear_error_and_reads_keep_buffering(tmp_path, store, ingest_factory, monkeypatch):
@@ -268,6 +384,7 @@ def test_wrong_password_is_a_clear_error_and_reads_keep_buffering(tmp_path, stor
         # the password from the environment (env:NAME in the config file) works
         monkeypatch.setenv("ALPRD_TEST_MQTT_PW", "right-pass")
         right = uplink_config(tmp_path, broker.port, username="car7", password="env:ALPRD_TEST_MQTT_PW")
+        ingest_factory(right)
         running = Running(Uploader(right, store))
         try:
             wait_until(lambda: store.backlog()[0] == 0, what="upload with the right password")
@@ -338,8 +455,9 @@ def test_tls_with_client_certificate_delivers_and_a_wrong_ca_is_explained(tmp_pa
         broker.stop()
 
 
-def test_transfer_window_alarm_is_logged_published_and_cleared(tmp_path, broker, store):
+def test_transfer_window_alarm_is_logged_published_and_cleared(tmp_path, broker, store, ingest_factory):
     config = uplink_config(tmp_path, broker.port, backlog_warn_days=25, backlog_critical_days=30)
+    ingest_factory(config)
     beats: list[dict] = []
     watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     watcher.on_message = lambda c, u, m: beats.append(json.loads(m.payload))

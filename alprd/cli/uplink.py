@@ -21,7 +21,7 @@ from alprd.uplink.uploader import Uploader
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("upload", help="upload buffered reads and alerts to the broker, without the camera")
-    p.add_argument("--drain", action="store_true", help="exit once everything is acknowledged")
+    p.add_argument("--drain", action="store_true", help="exit once the receiver has receipted everything")
     p.add_argument("--timeout", type=float, default=0, help="with --drain: give up after this many seconds")
     p.set_defaults(func=cmd_upload)
 
@@ -47,7 +47,7 @@ def cmd_upload(args: argparse.Namespace, config: Config) -> int:
     finally:
         store.close()
     if args.drain and not drained:
-        print(f"alprd: not drained: {uploader.link.error or 'broker did not acknowledge everything'}",
+        print(f"alprd: not drained: {uploader.link.error or 'no receipt for all yet (is alprd ingest running?)'}",
               file=sys.stderr)
         return 1
     return 0

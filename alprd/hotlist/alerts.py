@@ -146,7 +146,7 @@ class Alerter:
 
 
 def unpublished_alerts(store: Store, limit: int, exclude: Collection[str] = ()) -> list[dict[str, Any]]:
-    """``id`` and ``payload`` of alerts the broker has not acknowledged, oldest first, less ``exclude``."""
+    """``id`` and ``payload`` of alerts the department has not receipted yet, oldest first, less ``exclude``."""
     return store.query(
         "select id, payload from alerts where published_at is null and payload is not null "
         "and id not in (select value from json_each(?)) order by ts, id limit ?",

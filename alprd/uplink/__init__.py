@@ -2,9 +2,10 @@
 
 - :mod:`client`: the paho-mqtt client (TLS, credentials) every MQTT user shares;
 - :mod:`link`: a connection kept up with jittered exponential backoff and readable errors;
-- :mod:`wire`: topic names and the compressed JSON batch format;
+- :mod:`wire`: topic names, the compressed JSON batch format and receipts;
+- :mod:`schema`: what a receiver accepts, checked (pure);
 - :mod:`pacing`: pure rules (batch due, backoff, transfer-window severity);
-- :mod:`outbox`: what waits in SQLite, and marking it once acknowledged;
-- :mod:`uploader`: the daemon service (alerts first, batches at QoS 1, heartbeat);
+- :mod:`outbox`: what waits in SQLite, and marking it on the receiver's receipt;
+- :mod:`uploader`: the daemon service (alerts first, batches at QoS 1 until receipted, heartbeat);
 - :mod:`ingest`: the department's reference receiver (``alprd ingest``).
 """

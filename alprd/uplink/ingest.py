@@ -2,12 +2,21 @@
 
 It subscribes to every device's reads, alerts, status and heartbeat with a
 persistent session (the broker queues QoS 1 messages while it is away) and
-writes them into its own SQLite database. Acknowledgement is manual and comes
-only after the commit, so a receiver killed mid-write gets the message again;
-read UUIDs and alert ids are primary keys, so a message received twice is
-stored once (``copies`` counts the deliveries). A message that cannot be
-parsed is kept in ``refused`` with the reason and acknowledged, so one bad
-sender cannot block the queue.
+writes them into its own SQLite database. After each commit it publishes a
+receipt for the batch (or alert) to ``<prefix>/<device>/receipt``: that, not
+the broker's PUBACK, is what marks the reads uploaded on the unit. The MQTT
+acknowledgement is manual and comes only after the commit and the receipt, so
+a receiver killed mid-write gets the message again; read UUIDs and alert ids
+are primary keys, so a message received twice is stored once (``copies``
+counts the deliveries) and gets its receipt again.
+
+Every message is checked against the wire schema first (:mod:`alprd.uplink.schema`:
+sizes, types, ranges, timestamps, topic device = body device). Anything that
+fails, or that the database will not take, is kept in ``refused`` (reason and
+the first bytes) and acknowledged: the broker delivers only a few messages at
+a time to a receiver, so a message left unacknowledged would stop the flow for
+good. Only a database that cannot be written at all (locked, full) leaves it
+unacknowledged, for delivery again on reconnect.
 
 Scale-out: run several with the same ``--shared GROUP``; the broker (Mosquitto
 2, EMQX, HiveMQ: MQTT 5 shared subscriptions) spreads messages over them. They
@@ -21,18 +30,31 @@ import hashlib
 import json
 import sqlite3
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlite_utils
 
 from alprd.config import UplinkConfig
 from alprd.log import get_logger
-from alprd.records import READ_COLUMNS, READ_FIELDS, utc_now
+from alprd.records import READ_COLUMNS, READ_FIELDS, iso
 from alprd.uplink.link import Link
-from alprd.uplink.wire import Batch, WireError, decode_batch, device_of, subscription
+from alprd.uplink.schema import Batch, check_batch, check_device, check_message
+from alprd.uplink.wire import Receipt, WireError, device_of, encode_receipt, subscription, topic
 
 SESSION_EXPIRY_S = 7 * 86_400  # how long the broker keeps queuing for a receiver that is away
+REFUSED_KEEP = 2048  # bytes of a refused message kept, to see what it was
+
+
+class IngestStore(Protocol):
+    """Where a receiver stores what it accepted, and what it refused; each write idempotent and committed
+    on return (a receipt follows it). SQLite here; a department's server database implements the same."""
+
+    def add_batch(self, batch: Batch, received_at: str) -> tuple[int, int]: ...
+    def add_alert(self, alert_id: str, device_id: str, payload: str, received_at: str) -> None: ...
+    def set_device(self, device_id: str, kind: str, payload: str, received_at: str) -> None: ...
+    def refuse(self, topic: str, error: str, payload: bytes, received_at: str) -> None: ...
 
 
 class IngestDB:
@@ -57,8 +79,14 @@ class IngestDB:
                 {"device_id": str, "state": str, "status": str, "heartbeat": str, "updated_at": str},
                 pk="device_id", if_not_exists=True)
             self.db["refused"].create(
-                {"id": int, "received_at": str, "topic": str, "error": str, "size": int},
+                {"id": int, "received_at": str, "topic": str, "error": str, "size": int, "payload": bytes},
                 pk="id", if_not_exists=True)
+            if "payload" not in self.db["refused"].columns_dict:  # a database from before it was kept
+                self.db["refused"].add_column("payload", bytes)
+            have = self.db["reads"].columns_dict
+            for name, kind in READ_COLUMNS.items():  # a read field added since the database was made
+                if name not in have:
+                    self.db["reads"].add_column(name, kind)
 
     def add_batch(self, batch: Batch, received_at: str) -> tuple[int, int]:
         """Store a batch's reads; returns (new, already had)."""
@@ -91,10 +119,10 @@ class IngestDB:
             if state:
                 self.conn.execute("update devices set state = ? where device_id = ?", [state, device_id])
 
-    def refuse(self, topic: str, error: str, size: int, received_at: str) -> None:
+    def refuse(self, topic: str, error: str, payload: bytes, received_at: str) -> None:
         with self._lock, self.conn:
-            self.conn.execute("insert into refused (received_at, topic, error, size) values (?, ?, ?, ?)",
-                              [received_at, topic, error[:500], size])
+            self.conn.execute("insert into refused (received_at, topic, error, size, payload) values (?, ?, ?, ?, ?)",
+                              [received_at, topic[:200], error[:500], len(payload), payload[:REFUSED_KEEP]])
 
     def count(self, table: str) -> int:
         with self._lock:
@@ -108,15 +136,23 @@ class IngestDB:
 def _alert_id(properties: Any, payload: bytes) -> str:
     """The sender's alert id (MQTT user property), else a digest of the payload."""
     for key, value in getattr(properties, "UserProperty", None) or []:
-        if key == "alert_id":
+        if key == "alert_id" and 0 < len(value) <= 64 and value.isprintable():
             return value
     return "sha256:" + hashlib.sha256(payload).hexdigest()
+
+
+def _snippet(item: Any) -> bytes:
+    """A refused read as JSON bytes, for the ``refused`` table."""
+    try:
+        return json.dumps(item)[:REFUSED_KEEP].encode()
+    except (RecursionError, ValueError):
+        return b""
 
 
 class Ingest:
     """Subscribes and stores; ``start()``/``stop()`` from any thread."""
 
-    def __init__(self, cfg: UplinkConfig, db: IngestDB, client_id: str, shared_group: str | None = None):
+    def __init__(self, cfg: UplinkConfig, db: IngestStore, client_id: str, shared_group: str | None = None):
         self.cfg = cfg
         self.db = db
         self.stats = {"reads_new": 0, "reads_duplicate": 0, "batches": 0, "alerts": 0, "refused": 0}
@@ -135,42 +171,47 @@ class Ingest:
         self.link.stop()
 
     def _message(self, client, userdata, msg) -> None:
-        now = utc_now()
+        now = datetime.now(UTC)
         try:
-            self._store(msg, now)
-        except WireError as err:
-            self.stats["refused"] += 1
-            self.log.warning("message_refused", topic=msg.topic, error=str(err))
-            self.db.refuse(msg.topic, str(err), len(msg.payload), now)
-        except sqlite3.Error as err:
-            # Not acknowledged: the broker delivers it again when we reconnect.
+            receipt = self._store(msg, now)
+        except sqlite3.OperationalError as err:
+            # The database cannot be written (locked, full): not acknowledged, delivered again on reconnect.
             self.log.error("ingest_write_failed", topic=msg.topic, error=str(err))
             return
+        except Exception as err:  # noqa: BLE001 - whatever a message does, it must not block the queue
+            error = str(err) if isinstance(err, WireError) else f"cannot store it: {type(err).__name__}: {err}"
+            self.stats["refused"] += 1
+            self.log.warning("message_refused", topic=msg.topic, error=error[:500])
+            self.db.refuse(msg.topic, error, msg.payload, iso(now))
+        else:
+            if receipt is not None:
+                device = device_of(self.cfg.topic_prefix, msg.topic)
+                self.link.publish(topic(self.cfg.topic_prefix, device, "receipt"), encode_receipt(receipt), qos=1)
         if msg.qos > 0:
             client.ack(msg.mid, msg.qos)
 
-    def _store(self, msg, now: str) -> None:
+    def _store(self, msg, now: datetime) -> Receipt | None:
+        """Check and store one message; the receipt to send for it, if it is a batch or an alert."""
         kind = msg.topic.rsplit("/", 1)[-1]
-        device = device_of(self.cfg.topic_prefix, msg.topic)
+        device = check_device(device_of(self.cfg.topic_prefix, msg.topic))
+        received_at = iso(now)
         if kind == "reads":
-            batch = decode_batch(msg.payload)
-            new, dup = self.db.add_batch(batch, now)
+            batch = check_batch(msg.payload, device, now)
+            new, dup = self.db.add_batch(batch, received_at)
             self.stats["batches"] += 1
             self.stats["reads_new"] += new
             self.stats["reads_duplicate"] += dup
-            for reason in batch.refused:
+            for reason, item in batch.refused:
                 self.stats["refused"] += 1
-                self.db.refuse(msg.topic, reason, 0, now)
-            return
-        try:
-            text = msg.payload.decode("utf-8")
-            json.loads(text)
-        except ValueError as err:
-            raise WireError(f"{kind} message is not UTF-8 JSON ({err})") from None
-        if kind == "alerts":
-            self.db.add_alert(_alert_id(msg.properties, msg.payload), device, text, now)
-            self.stats["alerts"] += 1
-        elif kind in ("status", "heartbeat"):
-            self.db.set_device(device, kind, text, now)
-        else:
+                self.db.refuse(msg.topic, reason, _snippet(item), received_at)
+            return Receipt("reads", batch.batch_id, len(batch.reads), len(batch.refused), received_at)
+        if kind not in ("alerts", "status", "heartbeat"):
             raise WireError(f"unexpected topic {msg.topic!r}")
+        text = check_message(kind, msg.payload, device)
+        if kind == "alerts":
+            alert_id = _alert_id(msg.properties, msg.payload)
+            self.db.add_alert(alert_id, device, text, received_at)
+            self.stats["alerts"] += 1
+            return Receipt("alerts", alert_id, 1, 0, received_at)
+        self.db.set_device(device, kind, text, received_at)
+        return None

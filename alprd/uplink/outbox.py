@@ -1,8 +1,9 @@
 """What waits to leave the vehicle database, and marking what left (alerts through their owner, ``hotlist.alerts``).
 
 A read or alert counts as delivered only when its ``uploaded_at`` /
-``published_at`` is set, and that happens only after the broker acknowledged
-it; everything else is picked up again, after a crash too.
+``published_at`` is set, and that happens only on the receiver's receipt (it
+has committed it), never on the broker's PUBACK; everything else is picked up
+again, after a crash too.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Outbox:
         self.store.mark_uploaded(ids)
 
     def next_alerts(self, limit: int, exclude: Collection[str] = ()) -> list[dict[str, Any]]:
-        """Alerts not yet acknowledged by the broker, oldest first."""
+        """Alerts without a receipt yet, oldest first."""
         return alerts.unpublished_alerts(self.store, limit, exclude)
 
     def mark_alert(self, alert_id: str) -> None:

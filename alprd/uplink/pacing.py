@@ -27,6 +27,16 @@ def backoff_delay(attempt: int, base_s: float, cap_s: float,
     return step / 2 + rand() * step / 2
 
 
+def resend_delay(attempt: int, timeout_s: float, rand: Callable[[], float] = random.random) -> float:
+    """Seconds to wait for a batch's receipt before sending it again (``attempt`` 0 = the first send).
+
+    Never less than ``timeout_s``; doubling with each unanswered send up to 16
+    times that, jittered like :func:`backoff_delay`, so units waiting for the
+    same absent receiver neither flood the broker nor re-send in lock-step.
+    """
+    return backoff_delay(attempt, 2 * timeout_s, 32 * timeout_s, rand)
+
+
 def batch_wait(pending: int, oldest_age_s: float | None, batch_size: int, max_age_s: float) -> float:
     """Seconds until the next batch is due: 0 = send now, ``inf`` = nothing to send.
 

@@ -1,17 +1,26 @@
-"""The uploader service: alerts first, then reads in batches, each marked only when acknowledged.
+"""The uploader service: alerts first, then reads in batches, each marked only on the receiver's receipt.
 
 It runs as a daemon service (``run(stop)``) or alone (``alprd upload``). paho
-owns the network thread; its acknowledgements are handed to the event loop
-with ``call_soon_threadsafe``, and only there is SQLite updated, so the
+owns the network thread; acknowledgements and receipts are handed to the event
+loop with ``call_soon_threadsafe``, and only there is SQLite updated, so the
 in-flight bookkeeping has one owner. Nothing is removed from the vehicle by
 uploading: the read is marked, and the purge decides later (it never removes a
 read that is not marked).
 
+"Uploaded" means the department committed it: the receiver publishes a receipt
+on ``<prefix>/<device>/receipt`` after its database commit, and only then are
+the batch's reads marked. The broker's PUBACK only says the broker took the
+message; it may still drop it (no subscriber, a full queue, a crash before it
+saved its queue). So a batch without a receipt is sent again after
+``receipt_timeout_s`` (growing, jittered: ``pacing.resend_delay``), and at
+once after a reconnect; the receiver stores read UUIDs once, and a copy of a
+batch it already has gets a receipt again. A PUBACK with a failure reason
+(an ACL refusal) puts the batch back and holds the uplink for a while.
+
 Order on the wire: every tick publishes waiting alerts before the next read
 batch, and alerts are not held back by the batch window, so a hit goes out
 ahead of any backlog. Up to ``max_inflight_batches`` batches await their
-acknowledgement at once; after a crash the unmarked ones are simply sent
-again, and the receiver ignores read UUIDs it already has.
+receipt at once; after a crash the unmarked ones are simply sent again.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import contextlib
 import json
 import math
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -36,12 +46,13 @@ from alprd.records import Read, parse_iso, utc_now
 from alprd.store import Store
 from alprd.uplink.link import Link
 from alprd.uplink.outbox import Outbox
-from alprd.uplink.pacing import DAY_S, Severity, backlog_severity, batch_wait
-from alprd.uplink.wire import encode_batch, status_payload, topic
+from alprd.uplink.pacing import DAY_S, Severity, backlog_severity, batch_wait, resend_delay
+from alprd.uplink.wire import Receipt, WireError, decode_receipt, encode_batch, status_payload, topic
 
 POLL_S = 5.0  # longest sleep between looks at the database
-SETTLE_S = 3.0  # on shutdown, how long to wait for batches already sent to be acknowledged
+SETTLE_S = 3.0  # on shutdown, how long to wait for receipts of batches already sent
 ALERT_CHUNK = 100
+NO_MATCHING_SUBSCRIBERS = 0x10  # PUBACK reason: accepted, and dropped, as nobody subscribes
 
 
 def _properties(content_type: str, **user: str) -> Properties:
@@ -54,8 +65,14 @@ def _properties(content_type: str, **user: str) -> Properties:
 
 @dataclass
 class _Sent:
+    """A batch (or one alert) sent and awaiting its receipt; re-sent as it is, same batch id."""
+
     kind: Literal["reads", "alerts"]
     ids: list[str]
+    payload: bytes
+    properties: Properties
+    due: float  # when to send it again if no receipt came
+    attempts: int = 0
 
 
 class Uploader:
@@ -70,8 +87,9 @@ class Uploader:
         self._clock = clock
         self._status_fn = heartbeat_status or (lambda: {"uplink": self.status()})
         self.topics = {k: topic(self.cfg.topic_prefix, self.device_id, k)
-                       for k in ("reads", "alerts", "status", "heartbeat")}
-        self._inflight: dict[int, _Sent] = {}
+                       for k in ("reads", "alerts", "status", "heartbeat", "receipt")}
+        self._inflight: dict[str, _Sent] = {}  # by batch id (an alert's: its id)
+        self._mids: dict[int, str] = {}  # MQTT message id -> batch id, until the PUBACK
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hold_until = 0.0
@@ -83,6 +101,8 @@ class Uploader:
         self.alerts_published = 0
         self.bytes_sent = 0
         self.refused = 0
+        self.unheard = 0  # PUBACKs that said nobody subscribes
+        self.resent = 0
         self.last_upload_at: str | None = None
         self.log = get_logger("alprd.uplink").bind(device=self.device_id)
         self.link = Link(
@@ -90,9 +110,11 @@ class Uploader:
             status_topic=self.topics["status"],
             birth=lambda: status_payload(self.device_id, "online", ts=utc_now()),
             will=status_payload(self.device_id, "offline", "connection lost"),
+            subscriptions=[self.topics["receipt"]],
             on_change=self._wake_threadsafe,
         )
         self.link.client.on_publish = self._published
+        self.link.client.on_message = self._message
 
     # -- wake-ups (in the event loop's thread) -----------------------------------
     def on_read(self, read: Read) -> None:
@@ -123,6 +145,8 @@ class Uploader:
             "batches_acked": self.batches_acked,
             "alerts_published": self.alerts_published,
             "refused_by_broker": self.refused,
+            "no_receiver": self.unheard,
+            "resent": self.resent,
             "bytes_sent": self.bytes_sent,
             "last_upload_at": self.last_upload_at,
         }
@@ -154,36 +178,71 @@ class Uploader:
     def _published(self, client, userdata, mid: int, reason: ReasonCode, properties) -> None:
         self._post(self._acked, mid, reason)
 
+    def _message(self, client, userdata, msg) -> None:
+        self._post(self._receipt, msg.payload)
+
     def _acked(self, mid: int, reason: ReasonCode) -> None:
-        sent = self._inflight.pop(mid, None)
-        if sent is None:  # status or heartbeat
+        """The broker's answer: a failure puts the batch back; success still waits for the receipt."""
+        batch_id = self._mids.pop(mid, "")
+        sent = self._inflight.get(batch_id)
+        if sent is None:  # status, heartbeat, or a batch whose receipt came first
             return
-        self._wake.set()
-        if reason.is_failure:
+        if reason.value == NO_MATCHING_SUBSCRIBERS:
+            self.unheard += 1
+            self.log.warning("uplink_no_receiver", kind=sent.kind, items=len(sent.ids),
+                             fix="start the department receiver (alprd ingest); the batch is sent again")
+        elif reason.is_failure:
+            del self._inflight[batch_id]
+            self._wake.set()
             self.refused += 1
             self._hold_until = self._clock() + self.cfg.reconnect_max_s
             self.log.error("uplink_refused", kind=sent.kind, items=len(sent.ids), reason=str(reason),
                            fix=f"allow this client to publish to {self.topics[sent.kind]} in the broker ACL",
                            retry_in_s=self.cfg.reconnect_max_s)
+
+    def _receipt(self, payload: bytes) -> None:
+        """The receiver committed a batch: only now are its reads (or the alert) marked."""
+        try:
+            receipt: Receipt = decode_receipt(payload)
+        except WireError as err:
+            self.log.warning("receipt_refused", error=str(err))
             return
+        sent = self._inflight.get(receipt.batch_id)
+        if sent is None or sent.kind != receipt.kind:  # a second receipt, or one for a batch of an earlier run
+            return
+        del self._inflight[receipt.batch_id]
+        self._wake.set()
+        if receipt.refused:
+            self.log.warning("receiver_refused_reads", batch_id=receipt.batch_id, refused=receipt.refused,
+                             fix="the receiver keeps them in its 'refused' table with the reason")
         if sent.kind == "reads":
             self.outbox.mark_reads(sent.ids)
             self.reads_uploaded += len(sent.ids)
             self.batches_acked += 1
             self.last_upload_at = utc_now()
         else:
-            for alert_id in sent.ids:
-                self.outbox.mark_alert(alert_id)
-            self.alerts_published += len(sent.ids)
+            self.outbox.mark_alert(sent.ids[0])
+            self.alerts_published += 1
 
     # -- one look at the database -------------------------------------------------
+    def _publish(self, batch_id: str, sent: _Sent) -> bool:
+        """(Re)send one batch; False when not connected (it waits for the next look)."""
+        mid = self.link.publish(self.topics[sent.kind], sent.payload, qos=1, properties=sent.properties)
+        if mid is None:
+            return False
+        self._mids[mid] = batch_id
+        self._inflight[batch_id] = sent
+        sent.due = self._clock() + resend_delay(sent.attempts, self.cfg.receipt_timeout_s)
+        sent.attempts += 1
+        self.bytes_sent += len(sent.payload)
+        return True
+
     def _send_alerts(self) -> None:
         for row in self.outbox.next_alerts(ALERT_CHUNK, self._inflight_ids("alerts")):
-            mid = self.link.publish(self.topics["alerts"], row["payload"].encode(), qos=1,
-                                    properties=_properties("application/json", alert_id=row["id"]))
-            if mid is None:
+            sent = _Sent("alerts", [row["id"]], row["payload"].encode(),
+                         _properties("application/json", alert_id=row["id"]), 0.0)
+            if not self._publish(row["id"], sent):
                 return
-            self._inflight[mid] = _Sent("alerts", [row["id"]])
 
     def _send_reads(self, now: float) -> float:
         """Publish due batches while the window has room; returns seconds until the next is due."""
@@ -194,14 +253,22 @@ class Uploader:
             if wait > 0:
                 return wait
             ids = [r["id"] for r in head]
-            payload = encode_batch(self.device_id, self.outbox.reads(ids))
-            mid = self.link.publish(self.topics["reads"], payload, qos=1,
-                                    properties=_properties("application/json", content_encoding="gzip"))
-            if mid is None:
+            batch_id = str(uuid.uuid4())
+            sent = _Sent("reads", ids, encode_batch(self.device_id, self.outbox.reads(ids), batch_id),
+                         _properties("application/json", content_encoding="gzip"), 0.0)
+            if not self._publish(batch_id, sent):
                 return math.inf
-            self._inflight[mid] = _Sent("reads", ids)
-            self.bytes_sent += len(payload)
-        return math.inf  # window full: an acknowledgement wakes us
+        return math.inf  # window full: a receipt wakes us
+
+    def _resend(self, now: float, reconnected: bool) -> float:
+        """Send again what has no receipt after its timeout, or all of it after a reconnect
+        (receipts published while we were away are lost); returns seconds until the next is due."""
+        if reconnected:
+            self._mids.clear()  # PUBACKs of the old connection will not come
+        for batch_id, sent in list(self._inflight.items()):
+            if (reconnected or sent.due <= now) and self._publish(batch_id, sent):
+                self.resent += 1
+        return min((s.due - now for s in self._inflight.values()), default=math.inf)
 
     def _check_transfer_window(self, now: float) -> bool:
         """Log a change of backlog severity; True when it changed (the heartbeat then goes at once)."""
@@ -222,12 +289,16 @@ class Uploader:
         self.severity = severity
         return True
 
+    def _reconnected(self) -> bool:
+        """True once after each new connection."""
+        if self.link.connects == self._seen_connects:
+            return False
+        self._seen_connects = self.link.connects
+        return True
+
     def _heartbeat(self, now: float, force: bool) -> float:
         if not self.link.connected:
             return math.inf
-        if self.link.connects != self._seen_connects:
-            self._seen_connects = self.link.connects
-            force = True
         if force or now >= self._next_heartbeat:
             body = {"device_id": self.device_id, "ts": utc_now(), **self._status_fn(),
                     "audit_head": AccessLog(self.outbox.store).head()}  # the department's copy: cuts show
@@ -238,8 +309,10 @@ class Uploader:
     def _tick(self) -> float:
         now = self._clock()
         changed = self._check_transfer_window(now)
-        waits = [POLL_S, self._heartbeat(now, changed)]
+        reconnected = self.link.connected and self._reconnected()
+        waits = [POLL_S, self._heartbeat(now, changed or reconnected)]
         if self.link.connected and now >= self._hold_until:
+            waits.append(self._resend(now, reconnected))
             self._send_alerts()
             waits.append(self._send_reads(now))
         elif self._hold_until > now:
@@ -270,7 +343,7 @@ class Uploader:
         self._wake.set()
 
     async def _shutdown(self) -> None:
-        """Give sent batches a moment to be acknowledged, say goodbye, disconnect."""
+        """Give sent batches a moment to be receipted, say goodbye, disconnect."""
         deadline = time.monotonic() + SETTLE_S
         while self._inflight and self.link.connected and time.monotonic() < deadline:
             self._wake.clear()
@@ -284,4 +357,4 @@ class Uploader:
                 await asyncio.to_thread(info.wait_for_publish, 2.0)
         await asyncio.to_thread(self.link.stop)
         self._loop = None
-        self.log.info("uplink_stopped", reads_uploaded=self.reads_uploaded, unacknowledged=len(self._inflight))
+        self.log.info("uplink_stopped", reads_uploaded=self.reads_uploaded, without_receipt=len(self._inflight))

@@ -6,28 +6,36 @@ Topics, under ``uplink.topic_prefix`` (default ``alprd``) and the device id:
 - ``<prefix>/<device>/alerts``     one hotlist alert (JSON, as stored), QoS 1
 - ``<prefix>/<device>/status``     retained birth / last-will: online or offline, QoS 1
 - ``<prefix>/<device>/heartbeat``  retained periodic health, QoS 0
+- ``<prefix>/<device>/receipt``    receiver -> unit: a batch or alert is committed, QoS 1
 
 A read batch is ``{"schema": "alprd.reads/1", "batch_id", "device_id",
 "sent_at", "reads": [...]}``; each read carries its UUID (so a re-sent batch is
 harmless), the fields of :class:`~alprd.records.Read` (lists as JSON arrays)
-and its plate crop as base64 JPEG.
+and its plate crop as base64 JPEG. What a receiver accepts is checked in
+:mod:`alprd.uplink.schema`.
+
+A receipt is ``{"schema": "alprd.receipt/1", "kind": "reads" | "alerts",
+"batch_id", "count", "refused", "committed_at"}``, published by the receiver
+after its database commit; for an alert the batch id is the alert id. Only a
+receipt makes a read "uploaded" on the unit: a broker's PUBACK says nothing
+about whether anybody stored it.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import gzip
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from alprd.records import from_columns, to_columns, utc_now
+from alprd.records import from_columns, utc_now
 
 BATCH_SCHEMA = "alprd.reads/1"
-KINDS = ("reads", "alerts", "status", "heartbeat")
-REQUIRED = {"id": str, "plate": str, "ts": str, "camera_id": str, "confidence": (int, float)}
+RECEIPT_SCHEMA = "alprd.receipt/1"
+RECEIPT_MAX_BYTES = 1024
+KINDS = ("reads", "alerts", "status", "heartbeat", "receipt")
 
 
 class WireError(ValueError):
@@ -74,55 +82,36 @@ def encode_batch(device_id: str, rows: list[dict[str, Any]], batch_id: str | Non
     return gzip.compress(json.dumps(body, separators=(",", ":")).encode(), compresslevel=6, mtime=0)
 
 
-@dataclass
-class Batch:
-    """A decoded batch: reads ready for a table row, and the reads that were refused."""
-
+@dataclass(frozen=True)
+class Receipt:
+    kind: str
     batch_id: str
-    device_id: str
-    sent_at: str
-    reads: list[dict[str, Any]] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
+    count: int
+    refused: int
+    committed_at: str
 
 
-def _read_from_wire(item: Any, device_id: str) -> dict[str, Any]:
-    if not isinstance(item, dict):
-        raise WireError("a read is not a JSON object")
-    for key, kind in REQUIRED.items():
-        if not isinstance(item.get(key), kind):
-            raise WireError(f"read {item.get('id', '?')}: field {key!r} missing or of the wrong type")
+def encode_receipt(receipt: Receipt) -> bytes:
+    return json.dumps({"schema": RECEIPT_SCHEMA, **asdict(receipt)}, separators=(",", ":")).encode()
+
+
+def decode_receipt(payload: bytes) -> Receipt:
+    """A receipt as the unit trusts it: small, well-typed, for a kind it sends."""
+    if len(payload) > RECEIPT_MAX_BYTES:
+        raise WireError(f"receipt of {len(payload)} bytes (at most {RECEIPT_MAX_BYTES})")
     try:
-        uuid.UUID(item["id"])
-    except ValueError:
-        raise WireError(f"read id {item['id']!r} is not a UUID") from None
-    row = to_columns(item)
-    row["device_id"] = row["device_id"] or device_id
-    if row["crop_jpeg"] is not None:
-        try:
-            row["crop_jpeg"] = base64.b64decode(row["crop_jpeg"], validate=True)
-        except (binascii.Error, TypeError):
-            raise WireError(f"read {item['id']}: crop_jpeg is not base64") from None
-    return row
-
-
-def decode_batch(payload: bytes) -> Batch:
-    """Parse a batch (gzip JSON, or plain JSON from a test tool); bad reads are refused one by one."""
-    try:
-        raw = gzip.decompress(payload) if payload[:2] == b"\x1f\x8b" else payload
-        body = json.loads(raw)
-    except (OSError, EOFError, ValueError) as err:
-        raise WireError(f"not gzip-compressed JSON ({err})") from None
-    if not isinstance(body, dict) or body.get("schema") != BATCH_SCHEMA:
-        raise WireError(f"not a read batch: expected schema {BATCH_SCHEMA!r}")
-    if not isinstance(body.get("reads"), list) or not isinstance(body.get("device_id"), str):
-        raise WireError("batch lacks a 'reads' list or a 'device_id'")
-    batch = Batch(str(body.get("batch_id", "")), body["device_id"], str(body.get("sent_at", "")))
-    for item in body["reads"]:
-        try:
-            batch.reads.append(_read_from_wire(item, batch.device_id))
-        except WireError as err:
-            batch.refused.append(str(err))
-    return batch
+        body = json.loads(payload)
+    except (ValueError, RecursionError) as err:
+        raise WireError(f"receipt is not JSON ({err})") from None
+    if not isinstance(body, dict) or body.get("schema") != RECEIPT_SCHEMA:
+        raise WireError(f"not a receipt: expected schema {RECEIPT_SCHEMA!r}")
+    kind, batch_id, committed_at = body.get("kind"), body.get("batch_id"), body.get("committed_at")
+    counts = [body.get("count"), body.get("refused", 0)]
+    if kind not in ("reads", "alerts") or not isinstance(batch_id, str) or not isinstance(committed_at, str):
+        raise WireError("receipt lacks kind, batch_id or committed_at")
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+        raise WireError("receipt count or refused is not a count")
+    return Receipt(kind, batch_id, counts[0], counts[1], committed_at)
 
 
 def status_payload(device_id: str, state: str, reason: str = "", ts: str | None = None) -> bytes:
