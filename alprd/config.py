@@ -98,7 +98,7 @@ class VisionConfig(Section):
     detector_input: int = Field(default=768, ge=0, le=4096, multiple_of=32)
     candidate_threshold: float = Field(default=0.1, gt=0, lt=1)
     detect_threshold: float = Field(default=0.4, gt=0, lt=1)
-    ocr_min_confidence: float = Field(default=0.5, ge=0, le=1)
+    ocr_min_confidence: float = Field(default=0.85, ge=0, le=1)  # scripts/calibrate_ocr.py
     min_plate_chars: int = Field(default=2, ge=1, le=10)
     # the plate syntaxes the reader expects, in order of preference (alprd.vision.formats.REGIONS)
     regions: list[Literal["us", "br", "eu"]] = Field(default_factory=lambda: ["us"], min_length=1, max_length=3)

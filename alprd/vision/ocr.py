@@ -152,7 +152,7 @@ class OnnxRecognizer:
     or that is not a usable image comes back as ``PlateText("", confidence, ())``.
     """
 
-    def __init__(self, model_path: str | Path, threads: int = 1, min_confidence: float = 0.5,
+    def __init__(self, model_path: str | Path, threads: int = 1, min_confidence: float = 0.85,
                  split_two_line: bool = True, regions: Sequence[str] = (), top_n: int = 5):
         self.model_path = Path(model_path)
         self.syntaxes = Syntaxes(list(regions)) if regions else None
@@ -222,7 +222,7 @@ class OnnxRecognizer:
                 (top, c_top, ch_top), (bottom, c_bot, ch_bot) = decoded[row:row + 2]
                 row += 2
                 if top and bottom and len(top + bottom) <= MAX_SLOTS \
-                        and min(c_top, c_bot) >= max(self.min_confidence, _TWO_LINE_MIN):
+                        and min(c_top, c_bot) >= _TWO_LINE_MIN:
                     text, chars = top + bottom, ch_top + ch_bot
                     joined = True
             if not text:
