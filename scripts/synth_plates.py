@@ -139,14 +139,16 @@ class FontPlateRenderer:
             bg = np.array(_colour(rng, 0, 110), np.float32)
             ink = _colour(rng, 190, 256)
             if rng.random() < 0.4:
-                ink = tuple(int(v) for v in rng.permutation([rng.integers(200, 256), rng.integers(180, 256), rng.integers(0, 120)]))
+                ink = tuple(int(v) for v in rng.permutation(
+                    [rng.integers(200, 256), rng.integers(180, 256), rng.integers(0, 120)]))
         else:
             base = [(255, 255, 255), (235, 245, 250), (200, 235, 250), (60, 210, 250), (250, 230, 200),
                     (210, 230, 210), (225, 225, 235)][int(rng.integers(7))]
             bg = np.clip(np.array(base, np.float32) + rng.normal(0, 12, 3), 0, 255)
             ink = _colour(rng, 0, 70)
             if rng.random() < 0.45:  # blue, red, green, maroon characters
-                ink = tuple(int(v) for v in rng.permutation([rng.integers(90, 200), rng.integers(0, 70), rng.integers(0, 60)]))
+                ink = tuple(int(v) for v in rng.permutation(
+                    [rng.integers(90, 200), rng.integers(0, 70), rng.integers(0, 60)]))
         img = np.empty((H, W, 3), np.float32)
         img[:] = bg
         style = rng.random()
@@ -240,7 +242,8 @@ class FontPlateRenderer:
                 if i == 0 and len(groups) > 1:
                     gx = int(x + gap / 2)
                     if sep == "-":
-                        cv2.rectangle(img, (gx - int(gap / 4), yy + h // 2 - 2), (gx + int(gap / 4), yy + h // 2 + 2), ink, -1)
+                        cv2.rectangle(img, (gx - int(gap / 4), yy + h // 2 - 2),
+                                      (gx + int(gap / 4), yy + h // 2 + 2), ink, -1)
                     elif sep == "·":
                         cv2.circle(img, (gx, yy + h // 2), max(2, int(gap / 5)), ink, -1)
                     elif sep == "  " and rng.random() < 0.7:  # an emblem between the groups

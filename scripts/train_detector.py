@@ -279,7 +279,8 @@ class TrainSet(torch.utils.data.Dataset):
         # choose a random source point to land at the output centre (focus on plates half the time)
         if len(boxes) and rng.random() < 0.6:
             b = boxes[int(rng.integers(len(boxes)))]
-            px, py = (b[0] + b[2]) / 2 + rng.uniform(-0.4, 0.4) * out_w / sx, (b[1] + b[3]) / 2 + rng.uniform(-0.4, 0.4) * out_h / sy
+            px = (b[0] + b[2]) / 2 + rng.uniform(-0.4, 0.4) * out_w / sx
+            py = (b[1] + b[3]) / 2 + rng.uniform(-0.4, 0.4) * out_h / sy
         else:
             px, py = rng.uniform(0, w), rng.uniform(0, h)
         ca, sa = math.cos(ang), math.sin(ang)
@@ -632,7 +633,8 @@ def main(argv=None) -> int:
     ap.add_argument("--p-mosaic", type=float, default=0.3, help="share of 4-image mosaics")
     ap.add_argument("--p-paste", type=float, default=0.5, help="chance of pasting small synthetic plates")
     ap.add_argument("--extra-blocks", type=int, default=0,
-                    help="residual blocks added to the stride 8/16/32 stages; with an .onnx --init they start as no-ops")
+                    help="residual blocks added to the stride 8/16/32 stages; "
+                         "with an .onnx --init they start as no-ops")
     args = ap.parse_args(argv)
 
     out = Path(args.out)

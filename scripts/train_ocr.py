@@ -298,6 +298,13 @@ class Ema:
                 v.copy_(src[k])
 
 
+def warm_cosine(frac: float, warm: float) -> float:
+    """Learning-rate factor at ``frac`` of the run: linear warm-up, then cosine down to 2%."""
+    if frac < warm:
+        return frac / warm
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
 def ctc_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """CTC loss for slot-encoded labels (pads after the text); empty labels allowed."""
     logp = logits.float().log_softmax(-1).transpose(0, 1)       # T, N, C
@@ -351,7 +358,7 @@ def train_head_on_cache(model, ema, opt, loader, us_val, device, deadline, args)
             if time.time() >= deadline:
                 break
             frac = (time.time() - start) / span
-            lr = args.lr * (frac / 0.03 if frac < 0.03 else 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+            lr = args.lr * warm_cosine(frac, 0.03)
             for grp in opt.param_groups:
                 grp["lr"] = lr * grp["lr_mult"]
             idx = perm[i:i + args.batch]
@@ -565,7 +572,7 @@ def main() -> int:
             y = yb.to(device, non_blocking=True)
             for r in range(max(1, args.reuse)):
                 frac = (time.time() - train_start) / span
-                lr = args.lr * (frac / 0.04 if frac < 0.04 else 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+                lr = args.lr * warm_cosine(frac, 0.04)
                 for g in opt.param_groups:
                     g["lr"] = lr * g["lr_mult"]
                 x = x0 if r == 0 else gpu_jitter(x0)

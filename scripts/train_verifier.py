@@ -313,8 +313,9 @@ def held_out_report(detector: str, verifier: Path, data: list, input_size: int,
 
     report = {}
     for ct in candidate_thresholds:
-        cascade = load_detector(VisionConfig(detector_model=detector, verifier_model=verifier, detector_input=input_size,
-                                             candidate_threshold=ct, detect_threshold=min(thresholds)))
+        cascade = load_detector(VisionConfig(detector_model=detector, verifier_model=verifier,
+                                             detector_input=input_size, candidate_threshold=ct,
+                                             detect_threshold=min(thresholds)))
         found = {t: [0, 0, 0] for t in thresholds}  # plates found, true boxes, false boxes
         plates = 0
         for im, gt in data:
@@ -373,7 +374,8 @@ def main() -> int:
     labels = np.array([s[2] for s in samples])
     n_tr = len(train)
     log(f"mined in {time.time() - t0:.0f} s: {len(images)} scenes; train {n_tr} boxes "
-        f"({int((labels[:n_tr] == 1).sum())} plates), held out {len(val)} ({int((labels[n_tr:] == 1).sum())} plates)", fh)
+        f"({int((labels[:n_tr] == 1).sum())} plates), held out {len(val)} "
+        f"({int((labels[n_tr:] == 1).sum())} plates)", fh)
 
     model = Verifier()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)

@@ -92,7 +92,8 @@ def _yolo_samples(images_dir: Path) -> list[Sample]:
             parts = line.split()
             if len(parts) == 5 and parts[0] == "0":
                 cx, cy, bw, bh = (float(v) for v in parts[1:])
-                truth.append(TruthBox(((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h), None))
+                box = ((cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h)
+                truth.append(TruthBox(box, None))
         samples.append(Sample(img, truth))
     return samples
 
