@@ -12,11 +12,12 @@ schema.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -348,6 +349,21 @@ class Store:
         return self.query(
             "select * from reads where uploaded_at is null order by ts limit ?", [limit]
         )
+
+    def unsent_reads(self, limit: int, exclude: Collection[str] = ()) -> list[dict[str, Any]]:
+        """``id`` and ``ts`` of the oldest reads not uploaded, less ``exclude`` (already on their way)."""
+        return self.query("select id, ts from reads where uploaded_at is null "
+                          "and id not in (select value from json_each(?)) order by ts, id limit ?",
+                          [json.dumps(list(exclude)), limit])
+
+    def reads_by_id(self, ids: list[str]) -> list[dict[str, Any]]:
+        return self.query("select * from reads where id in (select value from json_each(?)) order by ts, id",
+                          [json.dumps(ids)])
+
+    def oldest_unsent_ts(self) -> str | None:
+        """Timestamp of the oldest read not uploaded (an index lookup, cheap to call often)."""
+        rows = self.query("select ts from reads where uploaded_at is null order by ts limit 1")
+        return rows[0]["ts"] if rows else None
 
     def mark_uploaded(self, read_ids: list[str], when: str | None = None) -> None:
         when = when or utc_now()

@@ -8,14 +8,11 @@ again, after a crash too.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from typing import Any
 
 from alprd.hotlist import alerts
 from alprd.store import Store
-
-_NOT_IN = "id not in (select value from json_each(?))"
 
 
 class Outbox:
@@ -24,16 +21,10 @@ class Outbox:
 
     def next_reads(self, limit: int, exclude: Collection[str] = ()) -> list[dict[str, Any]]:
         """``id`` and ``ts`` of the oldest reads not uploaded and not already on their way."""
-        return self.store.query(
-            f"select id, ts from reads where uploaded_at is null and {_NOT_IN} order by ts, id limit ?",
-            [json.dumps(list(exclude)), limit],
-        )
+        return self.store.unsent_reads(limit, exclude)
 
     def reads(self, ids: list[str]) -> list[dict[str, Any]]:
-        return self.store.query(
-            "select * from reads where id in (select value from json_each(?)) order by ts, id",
-            [json.dumps(ids)],
-        )
+        return self.store.reads_by_id(ids)
 
     def mark_reads(self, ids: list[str]) -> None:
         self.store.mark_uploaded(ids)
@@ -49,9 +40,7 @@ class Outbox:
         return alerts.count_unpublished(self.store)
 
     def oldest_pending(self) -> str | None:
-        """Timestamp of the oldest read not uploaded (an index lookup, cheap to call often)."""
-        rows = self.store.query("select ts from reads where uploaded_at is null order by ts limit 1")
-        return rows[0]["ts"] if rows else None
+        return self.store.oldest_unsent_ts()
 
     def backlog(self) -> tuple[int, str | None]:
         return self.store.backlog()
