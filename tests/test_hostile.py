@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from alprd.config import Config, ConfigError, HotlistConfig, load_config
 from alprd.gps.nmea import LineAssembler, NmeaTracker
+from alprd.hotlist import repository, sync
 from alprd.hotlist.entries import (
     FIELD_ALIASES,
     EntryError,
@@ -30,6 +31,7 @@ from alprd.hotlist.entries import (
 )
 from alprd.hotlist.match import PlateIndex
 from alprd.imageio import ImageError, decode_image
+from alprd.store import Store
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CFG = HotlistConfig()
@@ -188,3 +190,39 @@ def test_image_bytes_decode_or_raise_image_errors(data):
         assert str(err)
         return
     assert image.ndim == 3 and image.shape[2] == 3 and image.shape[0] * image.shape[1] <= 256 * 256
+
+
+# -- hotlist sync messages (the unit's snapshot and delta topics) --------------------
+SYNC_KEY = "f" * 64
+
+
+@st.composite
+def sync_payloads(draw) -> bytes:
+    """Random bytes, or a validly signed body whose header and rows are mangled."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=400))
+    header = {"type": draw(st.sampled_from(["snapshot", "delta", "other", 7, None])),
+              "version": draw(st.one_of(st.integers(-2, 2**70), st.floats(), st.text(max_size=5))),
+              "base_version": draw(st.one_of(st.integers(0, 3), st.none())),
+              "remove": draw(st.one_of(st.none(), st.lists(st.text(max_size=12), max_size=3), st.integers()))}
+    rows = draw(st.lists(st.one_of(
+        st.fixed_dictionaries({"pattern": st.text(max_size=14), "category": st.sampled_from(["stolen_vehicle", "x"])}),
+        st.text(max_size=30), st.integers()), max_size=4))
+    body = "\n".join(json.dumps(x, default=str) for x in [header, *rows]).encode()
+    if draw(st.booleans()):
+        body = body[:draw(st.integers(0, len(body)))]
+    return sync.sign(body, SYNC_KEY)
+
+
+@FUZZ
+@given(sync_payloads())
+def test_sync_messages_apply_or_are_refused_and_the_list_stays(payload):
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "a.db")
+        cfg = HotlistConfig(sync_key=SYNC_KEY)
+        before = repository.meta(store).version
+        try:
+            sync.apply_message(store, cfg, payload, "fuzz")
+        except sync.SyncRefused:
+            assert repository.meta(store).version == before
+        store.close()
