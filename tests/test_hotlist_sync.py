@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import paho.mqtt.client as mqtt
@@ -212,3 +213,17 @@ def test_a_fresh_unit_installs_the_retained_snapshot_a_newer_unit_refuses_it(bro
     [ignored] = [e for e in logs if e["event"] == "hotlist_sync_ignored"]
     assert "version 3 is not newer than the list in use (version 5)" in ignored["reason"]
     newer_store.close()
+
+
+def test_a_fresh_unit_refuses_an_old_snapshot_re_published(store, tmp_path):
+    """A unit with no list cannot compare versions; the snapshot's signed issue time tells it is old."""
+    cfg = make_config(tmp_path, hotlist={"sync_key": KEY, "stale_after_h": 24}).hotlist
+    header, *rows = snapshot_body(LIST, 4).split(b"\n")
+    doc = json.loads(header)
+    doc["issued_at"] = "2026-01-01T00:00:00.000000Z"  # months old, signed by the department then
+    old = sign(b"\n".join([json.dumps(doc).encode(), *rows]), KEY)
+    with pytest.raises(SyncRefused, match="issued .* h ago"):
+        apply_message(store, cfg, old, "test")
+    assert repository.meta(store).version <= 0 and patterns(store) == set()
+    apply_message(store, cfg, sign(snapshot_body(LIST, 5), KEY), "test")  # the next publish installs
+    assert repository.meta(store).version == 5

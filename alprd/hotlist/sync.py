@@ -16,9 +16,8 @@ A list is applied only if the signature verifies, its version is newer than
 the list in use, and (a delta) it continues from exactly that list; anything
 else is refused and logged, and the list in use stays. Versions only go
 forward: an old signed list re-published (retained, or replayed) is refused by
-a unit that has a newer one. A fresh unit (version 0) trusts the first signed
-list it is given, so an old snapshot re-published as retained would be installed
-there; `alprd hotlist status` shows the version to check against the department's.
+a unit that has a newer one; a fresh unit (version 0), with nothing to compare,
+refuses a snapshot whose signed ``issued_at`` is older than ``stale_after_h``.
 Bad rows inside a verified list are skipped and logged like an import's.
 
 Messages that fail the signature or are not newer (junk, replays, the retained
@@ -36,6 +35,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -52,7 +52,7 @@ from alprd.hotlist.entries import (
     normalize_pattern,
 )
 from alprd.log import get_logger
-from alprd.records import utc_now
+from alprd.records import parse_iso, utc_now
 from alprd.store import Store
 from alprd.uplink.link import Link
 
@@ -144,6 +144,23 @@ def _newer(doc: dict[str, Any], current: int) -> None:
         raise SyncRefused(f"version {doc['version']} is not newer than the list in use (version {current})")
 
 
+def _fresh_enough(doc: dict[str, Any], stale_after_h: float) -> None:
+    """A unit with no list yet takes no snapshot older than ``stale_after_h``.
+
+    Versions only go forward on a unit that has a list; a new one has nothing to compare
+    with, so an old signed snapshot re-published as retained would be installed. Its
+    signed ``issued_at`` tells: the department's next publish is then installed instead.
+    """
+    try:
+        issued = parse_iso(str(doc.get("issued_at")))
+    except ValueError:
+        raise SyncRefused("snapshot has no valid issued_at time") from None
+    age_h = (datetime.now(UTC) - issued).total_seconds() / 3600
+    if age_h > stale_after_h:
+        raise SyncRefused(f"snapshot version {doc['version']} was issued {age_h:.0f} h ago, more than "
+                          f"hotlist.stale_after_h = {stale_after_h:g}: waiting for a newer publish")
+
+
 def screen(payload: bytes, key: str, current: int) -> None:
     """Cheap check as a message arrives: signed, with a header newer than ``current``; raises SyncRefused."""
     _newer(_header(verify(payload, key))[0], current)
@@ -155,6 +172,8 @@ def apply_message(store: Store, cfg: HotlistConfig, payload: bytes, source: str)
     doc, start = _header(body)
     version, current = doc["version"], repository.meta(store).version
     _newer(doc, current)
+    if doc["type"] == "snapshot" and current <= 0:
+        _fresh_enough(doc, cfg.stale_after_h)
     errors: list[RowError] = []
     entries = iter_entries(json_lines(_lines(body, start), first=2), cfg, errors)
     if doc["type"] == "snapshot":
