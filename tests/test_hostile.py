@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from hardware_fakes import GGA, RMC, VTG, nmea
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -226,3 +227,11 @@ def test_sync_messages_apply_or_are_refused_and_the_list_stays(payload):
         except sync.SyncRefused:
             assert repository.meta(store).version == before
         store.close()
+
+
+def test_a_long_header_without_a_plate_column_gives_a_short_error():
+    # found by the fuzzer above in CI: the whole header was echoed
+    header = ",".join(f"column{i}" * 5 for i in range(40))
+    with pytest.raises(EntryError, match="no plate column") as err:
+        parse_file_text(f"{header}\n1,2\n".encode(), "csv", CFG)
+    assert len(str(err.value)) < 300

@@ -247,7 +247,7 @@ def _csv_rows(text: str, result: ParseResult) -> Iterator[tuple[str, Row]]:
         raise EntryError(f"line 1: the header is not valid CSV ({err})") from None
     folded = [_fold(h) for h in header]
     if not any(_FIELD_OF.get(f) == "pattern" for f in folded):
-        raise EntryError(f"no plate column in the header {header} "
+        raise EntryError(f"no plate column in the header {clip(repr(header))} "
                          f"(expected one of: {', '.join(FIELD_ALIASES['pattern'])})")
     result.ignored_columns = [h for h, f in zip(header, folded, strict=True)
                               if f not in _FIELD_OF and f not in PERSONAL_FIELDS]
