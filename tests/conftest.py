@@ -11,6 +11,13 @@ from pathlib import Path
 
 import pytest
 import structlog
+from hypothesis import settings
+
+# CI gates every landing, so there the fuzzers replay the same examples each run (a failure
+# is reproducible); on a developer's machine they draw new ones and keep exploring.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 from alprd.config import Config, config_from_dict
 from alprd.store import Store
