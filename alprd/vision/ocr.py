@@ -232,8 +232,9 @@ class OnnxRecognizer:
             if conf < self.min_confidence:
                 results[i] = PlateText("", conf, ())
             elif joined:  # two lines: no single probability row spells the whole plate
-                results[i] = PlateText(text, conf, chars, ((text, round(conf, 4)),), self._region(text),
-                                       self.syntaxes is None or self._region(text) is not None)
+                region = self._region(text)
+                results[i] = PlateText(text, conf, chars, ((text, round(conf, 4)),), region,
+                                       self.syntaxes is None or region is not None)
             else:
                 results[i] = self._search(probs[own], text, conf, chars)
         return results
@@ -257,8 +258,8 @@ class OnnxRecognizer:
                     chars = align(probs, text, self.alphabet)[1]
                     conf = plate_confidence(chars)
             else:
-                format_ok = self._region(text) is not None
                 region = self._region(text)
+                format_ok = region is not None
             raw = sorted({c.text: c for c in raw + fits}.values(), key=lambda c: -c.probability)
         candidates = tuple((c.text, round(c.probability, 4)) for c in raw[:self.top_n])
         if text not in dict(candidates):
