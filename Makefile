@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 # System tools the tests use for real: the Mosquitto broker (and mosquitto_passwd), openssl
-# for the TLS test CA, systemd-analyze to verify the unit. Installed where missing (Debian).
-TEST_TOOLS := mosquitto:mosquitto mosquitto_passwd:mosquitto openssl:openssl systemd-analyze:systemd
+# for the TLS test CA, systemd-analyze to verify the unit, Chromium for the screen's browser
+# tests (Playwright drives Debian's chromium; no browser download). Installed where missing (Debian).
+TEST_TOOLS := mosquitto:mosquitto mosquitto_passwd:mosquitto openssl:openssl systemd-analyze:systemd \
+	chromium:chromium
 
 .PHONY: demo test venv lint clean test-tools
 

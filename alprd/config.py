@@ -127,6 +127,8 @@ class PipelineConfig(Section):
     merge_max_edits: int = Field(default=1, ge=0, le=3)
     save_crops: bool = True
     crop_jpeg_quality: int = Field(default=85, ge=10, le=100)
+    context_width: int = Field(default=480, ge=0, le=1920,
+                               description="width of the vehicle picture kept with each read (0 = none)")
 
 
 class StoreConfig(Section):

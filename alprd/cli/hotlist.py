@@ -144,7 +144,7 @@ def cmd_add(args: argparse.Namespace, config: Config, store: Store) -> int:
     if args.priority is not None:
         row["priority"] = args.priority
     entry = make_entry(row, config.hotlist, officer_entered=True)
-    entry_id = repository.add_officer_entry(store, entry)
+    entry_id = repository.add_officer_entry(store, entry, access.username)
     access.record({"plate": entry.pattern, "category": entry.category, "id": entry_id}, records=1)
     print(f"hotlist: {entry.pattern} added ({entry.category}, priority {entry.priority}, id {entry_id})")
     return 0
