@@ -197,6 +197,22 @@ def alert_ids_starting(store: Store, prefix: str, limit: int = 2) -> list[str]:
                                          [len(prefix), prefix, limit])]
 
 
+_LISTED = ("id, read_id, plate, pattern, match_kind, category, priority, case_number, note, ts, "
+           "published_at, disposition, disposition_by, disposition_at, disposition_note")
+
+
+def alerts_after(store: Store, rowid: int, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
+    """Alerts stored after ``rowid`` (0: all), in the order they were stored, and the last one's rowid
+    (``alert list --follow`` polls with it)."""
+    rows = store.query(f"select rowid as seq_, {_LISTED} from alerts where rowid > ? order by rowid limit ?",
+                       [rowid, limit])
+    return [{k: v for k, v in r.items() if k != "seq_"} for r in rows], (rows[-1]["seq_"] if rows else rowid)
+
+
+def last_alert_rowid(store: Store) -> int:
+    return store.query("select coalesce(max(rowid), 0) as n from alerts")[0]["n"]
+
+
 def list_alerts(store: Store, since: str | None = None, open_only: bool = False,
                 limit: int = 100) -> list[dict[str, Any]]:
     """Newest alerts first, without payload (it holds the crop)."""
@@ -206,8 +222,5 @@ def list_alerts(store: Store, since: str | None = None, open_only: bool = False,
         params.append(since)
     if open_only:
         where.append("disposition is null")
-    return store.query(
-        "select id, read_id, plate, pattern, match_kind, category, priority, case_number, note, ts, "
-        "published_at, disposition, disposition_by, disposition_at, disposition_note from alerts "
-        f"where {' and '.join(where)} order by ts desc limit ?", [*params, limit],
-    )
+    return store.query(f"select {_LISTED} from alerts where {' and '.join(where)} order by ts desc limit ?",
+                       [*params, limit])
