@@ -19,8 +19,9 @@ $(BIN)/alprd: pyproject.toml
 
 venv: $(BIN)/alprd
 
+# until Ctrl-C: the screen (address and login printed) shows the reads and the demo hotlist's alerts
 demo: venv
-	$(BIN)/alprd demo
+	$(BIN)/alprd demo --frames 0
 
 test-tools:
 	@missing=""; for pair in $(TEST_TOOLS); do tool=$${pair%%:*}; pkg=$${pair##*:}; \
