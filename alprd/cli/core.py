@@ -109,6 +109,7 @@ def demo_hotlist(source: SyntheticSource, cars: int) -> list[Entry]:
             enumerate(zip(plates, DEMO_CATEGORIES * len(plates), strict=False))]
 
 
+DEMO_POSITION = (39.7392, -104.9903)  # a street corner for the demo's fixed GPS
 DEMO_CARS = 150  # listed among the first 150 cars: alerts for the first few minutes (a car every 1.3 s)
 
 
@@ -120,7 +121,7 @@ def _demo_store(cfg: Config) -> Store:
         users.add(DEMO_USER, "operator", DEMO_PASSWORD, date.today().isoformat(), by=None)
     probe = SyntheticSource(cfg.camera)
     probe.open()
-    repository.replace_department_list(store, demo_hotlist(probe, DEMO_CARS), "demo")
+    repository.replace_department_list(store, demo_hotlist(probe, DEMO_CARS), "demo", version=1)
     return store
 
 
@@ -129,6 +130,9 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     cfg = config.model_copy(update={
         "camera": config.camera.model_copy(update={"source": "synthetic", "frames": args.frames}),
         "store": config.store.model_copy(update={"state_dir": Path(args.state_dir)}),
+        # a position for the reads (and the screen) unless the config has a receiver
+        "gps": config.gps if config.gps.mode != "none" else config.gps.model_copy(
+            update={"mode": "fixed", "latitude": DEMO_POSITION[0], "longitude": DEMO_POSITION[1]}),
     })
     setup_logging(cfg.logging.model_copy(update={"level": "error"}))  # reads and hits are printed below
     try:
