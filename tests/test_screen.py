@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
+import ssl
+import subprocess
 import threading
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import make_config
+from conftest import free_port, make_config
 
 from alprd.app import build_daemon
 from alprd.audit.accesslog import AccessLog
@@ -19,6 +23,7 @@ from alprd.auth import Users
 from alprd.capture import SyntheticSource
 from alprd.hotlist import repository
 from alprd.hotlist.entries import Entry
+from alprd.screen.server import Screen
 from alprd.store import Store
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -235,3 +240,51 @@ def test_an_auditor_sees_no_plates(page, unit):
     page.wait_for_selector("#banner:not([hidden])")
     assert "may not" in page.inner_text("#banner")
     assert "denied" in unit.actions("aud1")
+
+
+def _serve(config, store, until):
+    """Run a Screen service alone until ``until(screen)`` is true (or 20 s); returns the screen."""
+    screen = Screen(config, store, dict)
+
+    async def main():
+        stop = asyncio.Event()
+        task = asyncio.create_task(screen.run(stop))
+        deadline = time.monotonic() + 20
+        while not (await asyncio.to_thread(until, screen)) and time.monotonic() < deadline and not task.done():
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),))  # Playwright's loop holds this thread
+    thread.start()
+    thread.join(30)
+    return screen
+
+
+def test_a_tablet_gets_the_screen_over_tls(tmp_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=car7",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp_path / "screen.key"),
+                    "-out", str(tmp_path / "screen.pem")], check=True, capture_output=True)
+    config = make_config(tmp_path, screen={"enabled": True, "host": "127.0.0.1", "port": free_port(),
+                                           "tls_cert": str(tmp_path / "screen.pem"),
+                                           "tls_key": str(tmp_path / "screen.key")})
+    trust = ssl.create_default_context(cafile=str(tmp_path / "screen.pem"))
+    pages = []
+
+    def fetched(screen):
+        if not screen.url:
+            return False
+        pages.append(urllib.request.urlopen(screen.url + "login", context=trust, timeout=5).read().decode())
+        return True
+
+    screen = _serve(config, Store(tmp_path / "alprd.db"), fetched)
+    assert screen.url.startswith("https://") and "Log in" in pages[0]
+
+
+def test_a_taken_port_leaves_the_daemon_without_its_screen_not_stopped(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = make_config(tmp_path, screen={"enabled": True, "port": taken.getsockname()[1]})
+        screen = _serve(config, Store(tmp_path / "alprd.db"), lambda s: s.error)
+    assert "cannot listen on 127.0.0.1" in screen.status()["error"] and "screen.port" in screen.status()["error"]
