@@ -22,6 +22,8 @@ def test_demo_reads_plates_into_the_database(tmp_path, capsys):
     reads = store.query("select plate, confidence, crop_jpeg, uploaded_at from reads")
     assert reads, "the demo stored no read"
     assert all(r["crop_jpeg"] and r["uploaded_at"] is None for r in reads)  # waiting for a broker
+    pictures = store.query("select length(jpeg) as n from read_context")  # the vehicle around each plate
+    assert len(pictures) == len(reads) and all(1000 < p["n"] < 100_000 for p in pictures)
     shown = int(out.split("plates shown ")[1].split(",")[0])
     exact = int(out.split("read exactly ")[1].split(";")[0])
     assert shown == 3 and exact >= 2, out

@@ -1,4 +1,5 @@
-"""What waits to leave the vehicle database, and marking what left (alerts through their owner, ``hotlist.alerts``).
+"""What waits to leave the vehicle database (reads, alerts, officers' dispositions and BOLOs), and marking
+what left (alerts through their owner, ``hotlist.alerts``).
 
 A read or alert counts as delivered only when its ``uploaded_at`` /
 ``published_at`` is set, and that happens only on the receiver's receipt (it

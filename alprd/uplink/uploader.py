@@ -17,10 +17,12 @@ once after a reconnect; the receiver stores read UUIDs once, and a copy of a
 batch it already has gets a receipt again. A PUBACK with a failure reason
 (an ACL refusal) puts the batch back and holds the uplink for a while.
 
-Order on the wire: every tick publishes waiting alerts before the next read
-batch, and alerts are not held back by the batch window, so a hit goes out
-ahead of any backlog. Up to ``max_inflight_batches`` batches await their
-receipt at once; after a crash the unmarked ones are simply sent again.
+Order on the wire: every tick publishes waiting alerts, then the officers'
+dispositions and BOLOs (small JSON batches, one of each kind on its way at a
+time, marked on their own receipts), before the next read batch; alerts are
+not held back by the batch window, so a hit goes out ahead of any backlog.
+Up to ``max_inflight_batches`` read batches await their receipt at once; after
+a crash the unmarked ones are simply sent again.
 """
 
 from __future__ import annotations
