@@ -17,6 +17,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -140,6 +141,8 @@ class PipelineConfig(Section):
     merge_max_edits: int = Field(default=1, ge=0, le=3)
     save_crops: bool = True
     crop_jpeg_quality: int = Field(default=85, ge=10, le=100)
+    context_width: int = Field(default=480, ge=0, le=1920,
+                               description="width of the vehicle picture kept with each read (0 = none)")
 
 
 class StoreConfig(Section):
@@ -270,6 +273,41 @@ class PolicyConfig(Section):
     min_reason_chars: int = Field(default=15, ge=5, le=500, description="a written reason shorter than this is refused")
 
 
+class ScreenConfig(Section):
+    """The in-car screen: a local web application served by the daemon (see ``alprd.screen``)."""
+
+    enabled: bool = True
+    host: str = Field(default="127.0.0.1", min_length=1,
+                      description="listen address; another one (with TLS) for a separate tablet")
+    port: int = Field(default=8080, ge=0, le=65535, description="0 = any free port (tests)")
+    tls_cert: Path | None = Field(default=None, description="PEM certificate; with tls_key, serves HTTPS")
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert")
+    timezone: str = Field(default="", description="IANA zone the screen shows times in; empty = the unit's")
+    live_reads: int = Field(default=12, ge=1, le=200, description="reads shown on the live view")
+    max_clients: int = Field(default=8, ge=1, le=100, description="live connections at once; more are refused")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        if name:
+            try:
+                ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"time zone {clip(repr(name))} is unknown: write an IANA name such as "
+                                 "America/Chicago, or leave it empty for the unit's own") from None
+        return name
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ScreenConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("screen.tls_cert and screen.tls_key go together (set both for HTTPS, or neither)")
+        if self.host not in ("127.0.0.1", "localhost", "::1") and self.tls_cert is None:
+            raise ValueError(f"screen.host = {self.host!r} serves the screen beyond this computer: set "
+                             "screen.tls_cert and screen.tls_key (passwords and plates must not cross a "
+                             "network in clear text)")
+        return self
+
+
 class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -288,6 +326,7 @@ class Config(Section):
     hotlist: HotlistConfig = HotlistConfig()
     uplink: UplinkConfig = UplinkConfig()
     policy: PolicyConfig = PolicyConfig()
+    screen: ScreenConfig = ScreenConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @field_validator("gps")
