@@ -13,6 +13,7 @@ The synthetic demo camera (--demo) is scored the same way against the plates it 
     .venv/bin/python scripts/bench_fusion.py ../shared/datasets/scenes-br --regions br
     .venv/bin/python scripts/bench_fusion.py ../shared/datasets/scenes-eu --regions eu
     .venv/bin/python scripts/bench_fusion.py --demo 400
+    .venv/bin/python scripts/bench_fusion.py --design ../shared/datasets   # training data: to work on fusion
 
 An evaluation only: nothing here is trained or tuned on the scene sets.
 """
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -98,18 +101,42 @@ class Tally:
                 if self.sightings else None}
 
 
-def bench_scenes(folder: str, regions: list[str], frames: int, seed: int) -> dict:
-    cfg = Config()
-    reader = load_reader(cfg.vision.model_copy(update={"regions": regions}))
-    rng, tally = np.random.default_rng(seed), Tally()
+def scene_plates(folder: str):
+    """(photo, plate box, text) for every labelled plate of a flat set."""
     for sample in load_dataset(folder):
         image = cv2.imread(str(sample.image), cv2.IMREAD_COLOR)
         for t in sample.truth:
-            if image is None or not t.plate:
-                continue
-            tracks = run_pass(reader, approach(image, t.box, frames, rng), cfg)
-            near = [tr for tr in tracks if edit_distance(tr.fused()[0], t.plate, 3) <= 3]
-            tally.add(t.plate, max(near, key=lambda tr: tr.frames, default=None))
+            if image is not None and t.plate:
+                yield image, t.box, t.plate
+
+
+def design_plates(data: Path):
+    """Training data only, for working on the fusion: each distinct plate-detect/train photo with a held-out
+    Brazilian crop (scripts/plate_crops.py's validation split, never trained on) painted over its plate."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from plate_crops import load_br
+
+    _, crops = load_br(data)
+    for k, sample in enumerate(load_dataset(data / "plate-detect", ("train",))[::3]):
+        image = cv2.imread(str(sample.image), cv2.IMREAD_COLOR)
+        if image is None or not sample.truth:
+            continue
+        x1, y1, x2, y2 = (round(v) for v in sample.truth[0].box)
+        if x2 - x1 < 12 or y2 - y1 < 6:
+            continue
+        _, crop, text = crops[k % len(crops)]
+        image[y1:y2, x1:x2] = cv2.resize(crop, (x2 - x1, y2 - y1), interpolation=cv2.INTER_AREA)
+        yield image, (x1, y1, x2, y2), text
+
+
+def bench_passes(plates, regions: list[str], frames: int, seed: int) -> dict:
+    cfg = Config()
+    reader = load_reader(cfg.vision.model_copy(update={"regions": regions}))
+    rng, tally = np.random.default_rng(seed), Tally()
+    for image, box, text in plates:
+        tracks = run_pass(reader, approach(image, box, frames, rng), cfg)
+        near = [tr for tr in tracks if edit_distance(tr.fused()[0], text, 3) <= 3]
+        tally.add(text, max(near, key=lambda tr: tr.frames, default=None))
     return tally.summary()
 
 
@@ -137,14 +164,20 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=12, help="frames per pass")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--demo", type=int, default=0, help="instead: this many frames of the demo camera")
+    ap.add_argument("--design", default="", metavar="DATA",
+                    help="instead: passes from training photos with held-out crops (DATA: ../shared/datasets); "
+                         "the set to work on the fusion with")
     args = ap.parse_args()
     if args.demo:
         out = {"set": "demo camera", **bench_demo(args.demo)}
+    elif args.design:
+        out = {"set": "design: plate-detect/train + held-out BR crops", "frames_per_pass": args.frames,
+               **bench_passes(design_plates(Path(args.design)), ["br"], args.frames, args.seed)}
     elif args.dataset:
         out = {"set": args.dataset, "regions": args.regions, "frames_per_pass": args.frames,
-               **bench_scenes(args.dataset, args.regions.split(","), args.frames, args.seed)}
+               **bench_passes(scene_plates(args.dataset), args.regions.split(","), args.frames, args.seed)}
     else:
-        ap.error("give a dataset folder or --demo N")
+        ap.error("give a dataset folder, --design DATA or --demo N")
     print(json.dumps(out))
 
 
