@@ -137,7 +137,7 @@ def test_department_list_swap_keeps_officer_entries_and_bumps_revision(store):
     pats = {r["pattern"] for r in repository.list_entries(store, officer_only=False)}
     assert pats == {"OFF111", "NEW999"}
     m = repository.meta(store)
-    assert (m.version, m.revision, m.entries) == (3, 3, 2)
+    assert (m.version, m.revision, m.entries) == (4, 3, 2)  # a changed list takes the next version
     assert repository.remove_officer_entries(store, "OFF111") == 1
     assert repository.remove_officer_entries(store, "NEW999") == 0  # department entries are not officers' to remove
 
@@ -215,3 +215,30 @@ def test_a_load_that_fails_half_way_leaves_the_old_list(store, monkeypatch):
     assert repository.meta(store).version == 1
     repository.replace_department_list(store, [Entry("NEW222", "bolo")], "new", version=3)
     assert store.query("select pattern from hotlist") == [{"pattern": "NEW222"}]
+
+
+def test_a_change_made_here_takes_the_next_version_and_no_change_keeps_it(store):
+    """Issue 22 (2): an import that changed the list kept its version, so units took it for the old one."""
+    first = [Entry("ABC123", "stolen_vehicle", entered="2026-11-01"), Entry("DEF456", "stolen_plate")]
+    change = repository.replace_department_list(store, first, "a")
+    assert (change.version, change.added, change.removed, change.unchanged) == (1, 2, 0, 0)
+    change = repository.replace_department_list(store, list(first), "a")
+    assert (change.changed, change.version, change.unchanged) == (False, 1, 2)
+    assert store.query("select count(*) as n from hotlist")[0]["n"] == 2  # the identical copy was dropped
+    change = repository.replace_department_list(store, [first[0], Entry("DEF456", "stolen_plate", priority=1)], "a")
+    assert (change.version, change.previous, change.added, change.removed, change.unchanged) == (2, 1, 1, 1, 1)
+    assert repository.changed_patterns(store, 1) == ["DEF456"]
+    m = repository.meta(store)
+    assert m.list_id and m.changes_since == 1  # its first version: deltas start from it
+    with pytest.raises(ValueError, match="versions only go forward"):
+        repository.replace_department_list(store, first, "a", version=2)
+    assert repository.replace_department_list(store, first, "a", version=9).version == 9
+    assert repository.meta(store).changes_since == 9  # a jump: the next publish sends the whole list
+
+
+def test_a_unit_that_imports_its_own_list_leaves_the_departments(store):
+    """After a local import, a unit's list is its own: the department's deltas no longer apply to it."""
+    repository.install_snapshot(store, [Entry("ABC123", "bolo")], "sync", 5, "department-list")
+    assert repository.replace_department_list(store, [Entry("OWN111", "bolo")], "import").version == 6
+    m = repository.meta(store)
+    assert m.list_id != "department-list" and m.changes_since == 6
