@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 import paho.mqtt.client as mqtt
@@ -17,6 +18,7 @@ from alprd.auth import Users
 from alprd.cli import main
 from alprd.hotlist import repository
 from alprd.hotlist.alerts import Alerter
+from alprd.hotlist.department import Plan, PublishRefused, Retained, plan_publish, share_bolos
 from alprd.hotlist.entries import Entry
 from alprd.hotlist.hotlist import Hotlist
 from alprd.hotlist.sync import (
@@ -358,3 +360,47 @@ def test_a_shared_bolo_reaches_the_fleet_and_alerts(department, broker, store, t
     assert department("hotlist", "withdraw-bolo", "b-17") == 0
     run_unit(sync, lambda: sync.accepted == 2, during=lambda: department("hotlist", "publish"))
     assert patterns(store) == {"ABC123", "NEW777"}
+
+
+def _meta(version: int, list_id: str = "ours", changes_since: int = 0) -> repository.ListMeta:
+    return repository.ListMeta(version, 0, None, "", 0, list_id, changes_since)
+
+
+@pytest.mark.parametrize("ours, retained, take_over, plan_or_problem", [
+    (_meta(3), None, False, Plan(None)),  # a fresh broker: the snapshot alone
+    (_meta(3), Retained(2, "ours"), False, Plan(2)),
+    (_meta(3, changes_since=2), Retained(1, "ours"), False, Plan(None)),  # the change log starts after 1
+    (_meta(3), Retained(3, "ours"), False, Plan(None, up_to_date=True)),
+    (_meta(3), Retained(4, "ours"), False, "version 3, not newer than the broker's retained snapshot (version 4)"),
+    (_meta(3), Retained(3, "theirs"), True, "(version 3, of another list)"),
+    (_meta(3), Retained(2, "theirs"), False, "is another list (theirs) than this database's (ours)"),
+    (_meta(3), Retained(2, "theirs"), True, Plan(None)),
+    (_meta(0, ""), None, False, "no department list here"),
+])
+def test_what_a_publish_sends_over_the_retained_snapshot(ours, retained, take_over, plan_or_problem):
+    if isinstance(plan_or_problem, Plan):
+        assert plan_publish(ours, retained, take_over) == plan_or_problem
+    else:
+        with pytest.raises(PublishRefused, match=re.escape(plan_or_problem)):
+            plan_publish(ours, retained, take_over)
+
+
+BOLO = {"id": "b-1", "plate": "BOL042", "category": "bolo", "case_number": "CFS-1", "note": "grey van",
+        "priority": 2, "expires_at": "2999-01-01T00:00:00Z", "entered_by": "car12/off1",
+        "entered_at": "2026-12-01T10:00:00Z"}
+
+
+def test_bolos_become_department_entries_through_the_policy_checks(store, cfg):
+    result, change = share_bolos(store, [BOLO, {**BOLO, "id": "b-2", "plate": "X!"}, {**BOLO, "id": ""},
+                                         {**BOLO, "id": "b-3", "name": "John Doe"}, "junk",
+                                         {**BOLO, "id": "b-4", "expires_at": "2001-01-01T00:00:00Z"}], cfg)
+    [entry] = result.entries
+    assert (entry.pattern, entry.source, entry.expires, entry.entered, entry.priority) == (
+        "BOL042", "bolo:b-1", "2999-01-01", "2026-12-01", 2)
+    assert [e.where for e in result.errors] == ["bolo b-2", "bolo ", "bolo b-3", "bolo 5"]
+    assert "personal data (name)" in result.errors[2].message and result.expired == 1
+    assert (change.version, change.added) == (1, 1)
+    _, change = share_bolos(store, BOLO, cfg)  # shared again, as it was: nothing changes
+    assert not change.changed and change.unchanged == 1
+    _, change = share_bolos(store, {**BOLO, "expires_at": "2001-01-01"}, cfg)  # expired since: taken off
+    assert (change.version, change.removed) == (2, 1) and patterns(store) == set()
