@@ -33,7 +33,7 @@ from alprd.uplink.link import Link
 BOLO_SCHEMA = "alprd.bolos/1"  # what units upload; each record: id, plate, category, case_number, note,
 # priority, expires_at, entered_by, entered_at
 BOLO_SOURCE = "bolo:"  # a shared BOLO's entry has source "bolo:<id>": an import keeps it, sharing again replaces it
-RETAINED_WAIT_S = 5.0  # how long the publisher waits for the broker's retained snapshot
+RETAINED_WAIT_S = 10.0  # the longest the publisher waits for the broker's retained snapshot
 
 
 class PublishRefused(ValueError):
@@ -71,7 +71,7 @@ def _bolo_row(record: Any) -> Mapping[str, Any] | EntryError:
 
 def bolo_entries(records: Iterable[Any], cfg: HotlistConfig) -> ParseResult:
     """BOLO records (``alprd.bolos/1``) as department entries, through the same policy checks as an import."""
-    rows = ((f"bolo {clip(str(r.get('id')))}" if isinstance(r, Mapping) else f"bolo {i}", _bolo_row(r))
+    rows = ((f"bolo {clip(str(r.get('id') or i))}" if isinstance(r, Mapping) else f"bolo {i}", _bolo_row(r))
             for i, r in enumerate(records, 1))
     return entries_from_rows(rows, cfg)
 
@@ -181,19 +181,29 @@ def publish_list(config: Config, store: Store, take_over: bool = False, retained
     snapshot_topic, delta_topic = topics(config.uplink)
     list_meta = repository.meta(store)
     payloads: list[bytes] = []
-    arrived = threading.Event()
+    subacks: list[int] = []
+    settled = threading.Event()  # the retained snapshot came, or the broker showed it has none
 
     def on_message(client, userdata, msg) -> None:
-        if not arrived.is_set():
+        if not settled.is_set():
             payloads.append(bytes(msg.payload))
-            arrived.set()
+            settled.set()
 
-    link = Link(config.uplink, f"{config.device.id}-hotlist-publish", subscriptions=[snapshot_topic])
+    def on_subscribe(client, userdata, mid, reason_codes, properties) -> None:
+        subacks.append(mid)
+        if len(subacks) == 2:  # the broker sends a retained message before it answers the next subscription
+            settled.set()
+
+    # The second subscription is a barrier: its acknowledgement (granted or refused) comes after the
+    # retained snapshot, so an empty broker answers at once instead of after the whole wait.
+    link = Link(config.uplink, f"{config.device.id}-hotlist-publish",
+                subscriptions=[snapshot_topic, f"{config.uplink.topic_prefix}/hotlist/publish-barrier"])
     link.client.on_message = on_message
+    link.client.on_subscribe = on_subscribe
     link.connect()
     try:
         _connected(link, timeout_s)
-        arrived.wait(retained_wait_s)
+        settled.wait(retained_wait_s)
         retained, note = _retained(payloads, key)
         plan = plan_publish(list_meta, retained, take_over)
         if plan.up_to_date:
