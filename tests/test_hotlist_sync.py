@@ -418,3 +418,15 @@ def test_a_retained_snapshot_that_does_not_verify_is_replaced(department, capsys
     captured = capsys.readouterr()
     assert "retained snapshot is not a list of ours (signature does not verify" in captured.err
     assert "the broker held none" in captured.out
+
+
+def test_an_import_that_overlaps_a_bolo_share_changes_nothing_and_says_so(store, cfg):
+    def extract_rows():
+        yield Entry("AAA111", "stolen_vehicle")
+        share_bolos(store, BOLO, cfg)  # meanwhile, the server shares a BOLO
+        yield Entry("BBB222", "stolen_vehicle")
+
+    repository.replace_department_list(store, [Entry("OLD111", "stolen_vehicle")], "import")
+    with pytest.raises(ValueError, match="the list changed while this one was read in .* import again"):
+        repository.replace_department_list(store, extract_rows(), "import")
+    assert patterns(store) == {"OLD111", "BOL042"} and repository.meta(store).version == 2

@@ -153,7 +153,7 @@ def _swap(store: Store, entries: Iterable[Entry], finish: Callable[[Any, int, in
         with store.transaction() as db:
             current = _get(db, "generation")
             if current > generation:
-                raise RuntimeError("a newer list was stored meanwhile; this one is dropped")
+                raise ValueError("a newer list was stored meanwhile; this one is dropped")
             keep, result = finish(db, current, generation, n)
     except BaseException:
         _purge(store, 0, only=generation)
@@ -199,8 +199,8 @@ def replace_department_list(store: Store, entries: Iterable[Entry], source: str,
     def finish(db, old: int, new: int, n: int) -> tuple[bool, ListChange]:
         previous = _get(db, "version")
         if previous != start:
-            raise RuntimeError(f"the list changed while this one was read in (version {start} is now {previous}): "
-                               "nothing was changed; import again")
+            raise ValueError(f"the list changed while this one was read in (version {start} is now {previous}): "
+                             "nothing was changed; import again")
         added, removed, unchanged, patterns = _diff(db, old, new)
         if not (added or removed or version is not None):
             return False, ListChange(previous, previous, 0, 0, unchanged)
