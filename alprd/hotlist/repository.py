@@ -40,6 +40,7 @@ _CURRENT = f"(officer_entered = 1 or generation = {_GENERATION})"
 _UNEXPIRED = "(expires is null or expires = '' or expires >= ?)"
 _VALUES = ", ".join(_COLUMNS[:9])  # what an entry is, for telling a changed list from an unchanged one
 _DEPARTMENT = "officer_entered = 0 and generation = ?"
+S = TypeVar("S")
 T = TypeVar("T")
 
 
@@ -96,6 +97,11 @@ def _bump(db, department_changed: bool, **values: Any) -> None:
     _set(db, entries=db.conn.execute(f"select count(*) from hotlist where {_CURRENT}").fetchone()[0])
 
 
+def _generation(store: Store) -> int:
+    rows = store.query("select value from hotlist_meta where key = 'generation'")
+    return int(rows[0]["value"]) if rows else 0
+
+
 def meta(store: Store) -> ListMeta:
     kv = {r["key"]: r["value"] for r in store.query("select key, value from hotlist_meta")}
     return ListMeta(int(kv.get("version", 0)), int(kv.get("revision", 0)), kv.get("updated_at"),
@@ -137,9 +143,11 @@ def _purge(store: Store, below: int, only: int | None = None) -> None:
             return
 
 
-def _swap(store: Store, entries: Iterable[Entry], finish: Callable[[Any, int, int, int], tuple[bool, T]]) -> T:
-    """Write ``entries`` under a new generation; ``finish(db, old, new, count)``, in the last
-    transaction, says whether to make it current (and what to return)."""
+def _swap(store: Store, entries: Iterable[Entry], finish: Callable[[Any, int, int, int, S], tuple[bool, T]],
+          survey: Callable[[int], S] = lambda new: None) -> T:
+    """Write ``entries`` under a new generation; ``survey(new)`` then looks at it (reads only, no
+    write lock held), and ``finish(db, current, new, count, surveyed)``, in the last transaction,
+    says whether to make it current (and what to return)."""
     with store.transaction() as db:
         generation = _get(db, "next_generation", 1)
         _set(db, next_generation=generation + 1)
@@ -150,11 +158,12 @@ def _swap(store: Store, entries: Iterable[Entry], finish: Callable[[Any, int, in
             with store.transaction() as db:
                 db.conn.executemany(_INSERT, chunk)
             n += len(chunk)
+        surveyed = survey(generation)
         with store.transaction() as db:
             current = _get(db, "generation")
             if current > generation:
                 raise ValueError("a newer list was stored meanwhile; this one is dropped")
-            keep, result = finish(db, current, generation, n)
+            keep, result = finish(db, current, generation, n, surveyed)
     except BaseException:
         _purge(store, 0, only=generation)
         raise
@@ -168,21 +177,22 @@ def _swap(store: Store, entries: Iterable[Entry], finish: Callable[[Any, int, in
 def install_snapshot(store: Store, entries: Iterable[Entry], source: str, version: int, list_id: str) -> int:
     """Swap in the department's list as received (a sync snapshot); readers see it all at once.
     Returns its size."""
-    def finish(db, old: int, new: int, n: int) -> tuple[bool, int]:
+    def finish(db, current: int, new: int, n: int, surveyed: None) -> tuple[bool, int]:
         _bump(db, True, generation=new, source=source, version=version, list_id=list_id)
         return True, n
 
     return _swap(store, entries, finish)
 
 
-def _diff(db, old: int, new: int) -> tuple[int, int, int, list[str]]:
-    """(added, removed, unchanged, patterns changed) between two generations, in SQL (a million rows)."""
+def _diff(store: Store, old: int, new: int) -> tuple[int, int, int, list[str]]:
+    """(added, removed, unchanged, patterns changed) between two generations, in SQL (a million rows),
+    as a read: the daemon's writers do not wait for it."""
     rows = f"select {_VALUES} from hotlist where {_DEPARTMENT}"
 
     def count(op: str, first: int, second: int) -> int:
-        return db.conn.execute(f"select count(*) from ({rows} {op} {rows})", [first, second]).fetchone()[0]
+        return store.query(f"select count(*) as n from ({rows} {op} {rows})", [first, second])[0]["n"]
 
-    patterns = [r[0] for r in db.conn.execute(
+    patterns = [r["pattern"] for r in store.query(
         f"select pattern from ({rows} except {rows}) union select pattern from ({rows} except {rows})",
         [new, old, old, new])]
     return count("except", new, old), count("except", old, new), count("intersect", old, new), patterns
@@ -193,22 +203,24 @@ def replace_department_list(store: Store, entries: Iterable[Entry], source: str,
     """Swap in a whole new department list made here (an import); readers see it all at once.
 
     A list that differs gets the next version (or ``version``, a jump forward); one that does
-    not is dropped and the version stays, unless ``version`` asks for the jump."""
-    start = meta(store).version
+    not is dropped and the version stays, unless ``version`` asks for the jump. What changed
+    is worked out before the last transaction, which refuses if the list changed meanwhile."""
+    start = meta(store)
+    old = _generation(store)
 
-    def finish(db, old: int, new: int, n: int) -> tuple[bool, ListChange]:
+    def finish(db, current: int, new: int, n: int, diff: tuple[int, int, int, list[str]]) -> tuple[bool, ListChange]:
         previous = _get(db, "version")
-        if previous != start:
-            raise ValueError(f"the list changed while this one was read in (version {start} is now {previous}): "
-                             "nothing was changed; import again")
-        added, removed, unchanged, patterns = _diff(db, old, new)
+        if (previous, current) != (start.version, old):
+            raise ValueError(f"the list changed while this one was read in (version {start.version} is now "
+                             f"{previous}): nothing was changed; import again")
+        added, removed, unchanged, patterns = diff
         if not (added or removed or version is not None):
             return False, ListChange(previous, previous, 0, 0, unchanged)
         now = _local_version(db, previous, version, patterns)
         _bump(db, True, generation=new, source=source)
         return True, ListChange(now, previous, added, removed, unchanged)
 
-    return _swap(store, entries, finish)
+    return _swap(store, entries, finish, lambda new: _diff(store, old, new))
 
 
 def _current_generation(db) -> int:
