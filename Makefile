@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 # System tools the tests use for real: the Mosquitto broker (and mosquitto_passwd), openssl
-# for the TLS test CA, systemd-analyze to verify the unit. Installed where missing (Debian).
-TEST_TOOLS := mosquitto:mosquitto mosquitto_passwd:mosquitto openssl:openssl systemd-analyze:systemd
+# for the TLS test CA, systemd-analyze to verify the unit, Chromium for the screen's browser
+# tests (Playwright drives Debian's chromium; no browser download). Installed where missing (Debian).
+TEST_TOOLS := mosquitto:mosquitto mosquitto_passwd:mosquitto openssl:openssl systemd-analyze:systemd \
+	chromium:chromium
 
 .PHONY: demo test venv lint clean test-tools
 
@@ -17,8 +19,9 @@ $(BIN)/alprd: pyproject.toml
 
 venv: $(BIN)/alprd
 
+# until Ctrl-C: the screen (address and login printed) shows the reads and the demo hotlist's alerts
 demo: venv
-	$(BIN)/alprd demo
+	$(BIN)/alprd demo --frames 0
 
 test-tools:
 	@missing=""; for pair in $(TEST_TOOLS); do tool=$${pair%%:*}; pkg=$${pair##*:}; \

@@ -23,6 +23,7 @@ from alprd.hotlist.alerts import Alerter
 from alprd.hotlist.hotlist import Hotlist
 from alprd.hotlist.sync import HotlistSync
 from alprd.policy.retention import RetentionService
+from alprd.screen.server import Screen
 from alprd.store import Store, open_store
 from alprd.uplink.uploader import Uploader
 from alprd.vision import load_reader
@@ -66,6 +67,14 @@ def build_daemon(
         daemon.add_service("uplink", uploader.run, uploader.status)
         daemon.on_read(uploader.on_read)
         alerter.on_alert(uploader.notify_alert)  # an alert goes out at once, ahead of the reads
+
+    if config.screen.enabled:  # the officer's screen: live reads, alerts, dispositions, BOLOs
+        screen = Screen(config, store, daemon.status)
+        daemon.on_read(screen.on_read)
+        alerter.on_alert(screen.on_alert)  # registered after the uplink's: the alert is on its way first
+        if config.uplink.enabled:
+            screen.on_record(uploader.notify_records)
+        daemon.add_service("screen", screen.run, screen.status)
 
     retention = RetentionService(store, config.policy)  # purges at start, then daily
     daemon.add_service("retention", retention.run, retention.status)

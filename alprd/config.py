@@ -17,6 +17,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -89,6 +90,8 @@ class VisionConfig(Section):
     own score. ``detector_input`` is the longer side the frame is scaled to for the
     detector: 768 finds more of the small plates of a 1080p camera than the model's own
     640, at ~1.4x the detector's cost (models/plate_detector.md); 0 = the model's own.
+    ``zoom_window`` adds a pass over the middle of the view at twice the scale, where a
+    patrol car's distant plates are (25-40 px wide in 1080p), for one more detector run.
     """
 
     detector_model: Path = DEFAULT_MODELS_DIR / "plate_detector.onnx"
@@ -103,6 +106,17 @@ class VisionConfig(Section):
     # the plate syntaxes the reader expects, in order of preference (alprd.vision.formats.REGIONS)
     regions: list[Literal["us", "br", "eu"]] = Field(default_factory=lambda: ["us"], min_length=1, max_length=3)
     candidates: int = Field(default=5, ge=1, le=10, description="alternative texts kept per read")
+    # a second detector pass over this window (x1, y1, x2, y2, fractions of the frame) for distant
+    # plates (alprd.vision.zoom); [] = whole frame only
+    zoom_window: list[float] = Field(default_factory=lambda: [0.25, 0.25, 0.75, 0.75])
+
+    @field_validator("zoom_window")
+    @classmethod
+    def _window_inside_frame(cls, value: list[float]) -> list[float]:
+        if value and (len(value) != 4 or not (0 <= value[0] < value[2] <= 1 and 0 <= value[1] < value[3] <= 1)):
+            raise ValueError("zoom_window = [x1, y1, x2, y2] needs 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1 "
+                             "(fractions of the frame), or [] for no zoomed pass")
+        return value
 
     @field_validator("verifier_model", mode="before")
     @classmethod
@@ -127,6 +141,8 @@ class PipelineConfig(Section):
     merge_max_edits: int = Field(default=1, ge=0, le=3)
     save_crops: bool = True
     crop_jpeg_quality: int = Field(default=85, ge=10, le=100)
+    context_width: int = Field(default=480, ge=0, le=1920,
+                               description="width of the vehicle picture kept with each read (0 = none)")
 
 
 class StoreConfig(Section):
@@ -272,6 +288,41 @@ class PolicyConfig(Section):
     min_reason_chars: int = Field(default=15, ge=5, le=500, description="a written reason shorter than this is refused")
 
 
+class ScreenConfig(Section):
+    """The in-car screen: a local web application served by the daemon (see ``alprd.screen``)."""
+
+    enabled: bool = True
+    host: str = Field(default="127.0.0.1", min_length=1,
+                      description="listen address; another one (with TLS) for a separate tablet")
+    port: int = Field(default=8080, ge=0, le=65535, description="0 = any free port (tests)")
+    tls_cert: Path | None = Field(default=None, description="PEM certificate; with tls_key, serves HTTPS")
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert")
+    timezone: str = Field(default="", description="IANA zone the screen shows times in; empty = the unit's")
+    live_reads: int = Field(default=12, ge=1, le=200, description="reads shown on the live view")
+    max_clients: int = Field(default=8, ge=1, le=100, description="live connections at once; more are refused")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        if name:
+            try:
+                ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"time zone {clip(repr(name))} is unknown: write an IANA name such as "
+                                 "America/Chicago, or leave it empty for the unit's own") from None
+        return name
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ScreenConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("screen.tls_cert and screen.tls_key go together (set both for HTTPS, or neither)")
+        if self.host not in ("127.0.0.1", "localhost", "::1") and self.tls_cert is None:
+            raise ValueError(f"screen.host = {self.host!r} serves the screen beyond this computer: set "
+                             "screen.tls_cert and screen.tls_key (passwords and plates must not cross a "
+                             "network in clear text)")
+        return self
+
+
 class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -290,6 +341,7 @@ class Config(Section):
     hotlist: HotlistConfig = HotlistConfig()
     uplink: UplinkConfig = UplinkConfig()
     policy: PolicyConfig = PolicyConfig()
+    screen: ScreenConfig = ScreenConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @field_validator("gps")

@@ -19,7 +19,7 @@ settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-from alprd.config import Config, config_from_dict
+from alprd.config import Config, ScreenConfig, config_from_dict
 from alprd.store import Store
 
 
@@ -86,6 +86,23 @@ def _fresh_logging():
     structlog.reset_defaults()
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture(autouse=True)
+def _screen_off_by_default(request):
+    """The daemon's screen listens on 127.0.0.1:8080 by default; daemons built in tests would fight over
+    that port (and with anyone's demo), so here it is off unless a test's config turns it on.
+    test_config checks the real defaults."""
+    if request.module.__name__ == "test_config":
+        yield
+        return
+    field = Config.model_fields["screen"]
+    real = field.default
+    field.default = ScreenConfig(enabled=False)
+    Config.model_rebuild(force=True)
+    yield
+    field.default = real
+    Config.model_rebuild(force=True)
 
 
 @pytest.fixture

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from conftest import make_config
@@ -243,6 +247,30 @@ def test_cli_alert_list_and_disposition(cli, tmp_path, capsys):
         assert cli("alert", "disposition", wildcard, "confirmed", "--user", "off1") == 2
     assert store.query("select disposition from alerts")[0]["disposition"] == "misread"
     assert ("off1", "alert.disposition") in [(r.username, r.action) for r in AccessLog(store).show()]
+
+
+def test_cli_alert_list_follow_streams_new_alerts_until_ctrl_c(cli, tmp_path):
+    store = cli.store
+    repository.replace_department_list(store, [Entry("ABC123", "stolen_vehicle", case_number="C-7")], "test")
+    hot = Hotlist(store, make_config(tmp_path).hotlist)
+    hot.reload()
+    alerter = Alerter(store, hot, make_config(tmp_path, hotlist={"alert_repeat_window_s": 0}))
+    old = alerter.record(stored(store, read("ABC123")))
+    alprd = str(Path(sys.executable).with_name("alprd"))
+    proc = subprocess.Popen([alprd, "-c", str(tmp_path / "alprd.toml"), "alert", "list", "--follow", "--user", "off1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline() + proc.stdout.readline()
+        assert "1 alert(s)" in first, proc.stderr.read() if proc.poll() is not None else first
+        new = alerter.record(stored(store, read("ABC123", ts="2026-11-28T10:05:00.000000Z")))
+        line = proc.stdout.readline()  # printed as it is stored
+        assert line.startswith("ALERT " + new["id"][:8]) and "C-7" in line and old["id"][:8] not in line
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    follows = [r for r in AccessLog(store).show(user="off1", action="alert.list") if "follow" in (r.query or "")]
+    assert follows and new["id"] in follows[0].query
 
 
 def test_match_kinds_that_alert_are_configurable(store, tmp_path):

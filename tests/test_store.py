@@ -123,3 +123,26 @@ def test_database_and_wal_files_are_private_whatever_the_umask(tmp_path):
         assert path.stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old_umask)
+
+
+def test_context_image_and_disposition_history_go_with_their_read(tmp_path):
+    from alprd.hotlist.alerts import Disposition, disposition_history, set_disposition
+
+    s = Store(tmp_path / "c.db")
+    r = Read("ABC123", 0.9, [0.9] * 6, "cam0", "dev")
+    s.insert_read(r, b"\xff\xd8context")
+    assert s.read_context(r.id) == b"\xff\xd8context"
+    with s.transaction() as db:
+        db["alerts"].insert({"id": "a1", "read_id": r.id, "plate": "ABC123", "ts": r.ts})
+    assert set_disposition(s, "a1", Disposition.MISREAD, "off1", "was ABC128")
+    assert set_disposition(s, "a1", Disposition.WRONG_STATE, "off1")
+    assert not set_disposition(s, "nosuch", Disposition.NO_ACTION, "off1")
+    history = disposition_history(s, "a1")
+    assert [h["disposition"] for h in history] == ["misread", "wrong_state"]  # a change is a new entry
+    assert s.query("select disposition from alerts")[0]["disposition"] == "wrong_state"
+    with pytest.raises(sqlite3.IntegrityError, match="history"), s.transaction() as db:
+        db.execute("update alert_dispositions set disposition = 'confirmed'")
+    with s.transaction() as db:  # the purge deletes a read with its alert: both go along
+        db.execute("delete from alerts")
+        db.execute("delete from reads")
+    assert s.read_context(r.id) is None and not disposition_history(s, "a1")

@@ -22,6 +22,9 @@ from structlog.testing import capture_logs
 
 from alprd.audit import AccessLog
 from alprd.config import Config
+from alprd.hotlist import repository
+from alprd.hotlist.alerts import Disposition, set_disposition
+from alprd.hotlist.entries import Entry
 from alprd.policy.retention import purge
 from alprd.records import Read, iso, utc_now
 from alprd.store import Store
@@ -647,3 +650,35 @@ def test_shared_subscription_spreads_batches_over_receivers(tmp_path, broker, st
             r.db.close()
     assert got[0] | got[1] == set(ids) and not got[0] & got[1]
     assert got[0] and got[1], "both receivers took a share"
+
+
+def test_disposition_history_and_bolos_arrive_at_ingest_once_each(tmp_path, broker, store, ingest_factory):
+    config = uplink_config(tmp_path, broker.port)
+    ingest = ingest_factory(config)
+    alert_id = add_alert(store, fill(store, 1)[0])
+    assert set_disposition(store, alert_id, Disposition.MISREAD, "off1", "was ABC0008")
+    repository.add_officer_entry(store, Entry("XY?9*", "bolo", priority=2, case_number="CFS-2026-90",
+                                              expires="2099-01-31", officer_entered=True), "off1")
+    running = Running(Uploader(config, store))
+    try:
+        wait_until(lambda: ingest.db.count("dispositions") == 1 and ingest.db.count("bolos") == 1, what="records")
+        assert set_disposition(store, alert_id, Disposition.WRONG_STATE, "off1")  # a change: a new entry
+        running.call(running.uploader.notify_records)
+        wait_until(lambda: ingest.db.count("dispositions") == 2, timeout=3, what="the second disposition")
+        wait_until(lambda: not store.query("select 1 from alert_dispositions where uploaded_at is null"),
+                   what="dispositions marked on the receipt")
+        with store.transaction() as db:  # as after a crash before the receipt: sent again
+            db.execute("update alert_dispositions set uploaded_at = null")
+        running.call(running.uploader.notify_records)
+        wait_until(lambda: not store.query("select 1 from alert_dispositions where uploaded_at is null"),
+                   what="re-sent dispositions receipted")
+    finally:
+        running.stop()
+    rows = ingest.db.conn.execute("select alert_id, disposition, note, user, device_id, copies from dispositions "
+                                  "order by ts").fetchall()
+    assert [r[:5] for r in rows] == [(alert_id, "misread", "was ABC0008", "off1", "car7"),
+                                     (alert_id, "wrong_state", "", "off1", "car7")]
+    assert all(r[5] >= 2 for r in rows)  # delivered twice, stored once
+    (bolo,) = ingest.db.conn.execute("select plate, case_number, priority, expires_at, entered_by from bolos")
+    assert bolo == ("XY?9*", "CFS-2026-90", 2, "2099-01-31T23:59:59.999999Z", "off1")
+    assert not store.query("select 1 from bolo_uploads where uploaded_at is null")

@@ -201,6 +201,12 @@ class SyntheticSource:
     def open(self) -> None:
         self._background = synth.street_scene(self.cfg.width, self.cfg.height, self._rng)
 
+    def upcoming_plates(self, n: int) -> list[str]:
+        """The plates of the first ``n`` cars (after ``open``), before they pass: a fresh source with the
+        same seed shows the same ones, so the demo and tests can put them on a hotlist."""
+        self._car_at((n - 1) * self._car_every)
+        return [c.plate for c in self._cars[:n]]
+
     def _car_at(self, index: int) -> _Car | None:
         k = index // self._car_every
         while len(self._cars) <= k:

@@ -7,18 +7,22 @@ import asyncio
 import json
 import resource
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from alprd.app import build_daemon
+from alprd.auth import Users
 from alprd.capture import CaptureError, SyntheticSource
 from alprd.config import Config, ConfigError, VisionConfig, load_config, service_problems
 from alprd.daemon import Daemon
+from alprd.hotlist import repository
+from alprd.hotlist.entries import Entry
 from alprd.imageio import ImageError, read_image
 from alprd.log import setup_logging
 from alprd.records import Read
-from alprd.store import StoreError
+from alprd.store import Store, StoreError, open_store
 from alprd.vision import load_reader
 from alprd.vision.base import ModelError
 from alprd.vision.reader import Sighting
@@ -32,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="run the pipeline on a synthetic street, no hardware or broker needed")
-    p.add_argument("--frames", type=int, default=240, help="frames to render (default 240, 16 s at 15 fps)")
+    p.add_argument("--frames", type=int, default=240,
+                   help="frames to render (default 240, 16 s at 15 fps; 0 = until Ctrl-C, to try the screen)")
     p.add_argument("--state-dir", default="state/demo", help="where the demo database goes")
     p.set_defaults(func=cmd_demo)
 
@@ -90,35 +95,86 @@ def format_read(read: Read) -> str:
             f"frames {read.frames:>2}  {read.camera_id}  {where}")
 
 
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-screen-1"  # the demo's own database only
+DEMO_CATEGORIES = (("stolen_vehicle", 2, "silver hatchback"), ("amber_alert", 1, "child seen in rear seat"),
+                   ("felony_vehicle", 1, "armed robbery suspect vehicle"), ("bolo", 3, "missing since Friday"))
+
+
+def demo_hotlist(source: SyntheticSource, cars: int) -> list[Entry]:
+    """A small hotlist of every third plate the synthetic street will show, so the demo alerts."""
+    plates = source.upcoming_plates(cars)[1::3]
+    return [Entry(plate, category, priority=priority, case_number=f"CFS-DEMO-{i + 1:02d}", note=note,
+                  source="demo list", expires=(date.today() + timedelta(days=30)).isoformat())
+            for i, (plate, (category, priority, note)) in
+            enumerate(zip(plates, DEMO_CATEGORIES * len(plates), strict=False))]
+
+
+DEMO_POSITION = (39.7392, -104.9903)  # a street corner for the demo's fixed GPS
+DEMO_CARS = 150  # listed among the first 150 cars: alerts for the first few minutes (a car every 1.3 s)
+
+
+def _demo_store(cfg: Config) -> Store:
+    """The demo database with the demo user (operator) and the demo hotlist in place."""
+    store = open_store(cfg.store)
+    users = Users(store, cfg.policy)
+    if users.get(DEMO_USER) is None:
+        users.add(DEMO_USER, "operator", DEMO_PASSWORD, date.today().isoformat(), by=None)
+    probe = SyntheticSource(cfg.camera)
+    probe.open()
+    repository.replace_department_list(store, demo_hotlist(probe, DEMO_CARS), "demo", version=1)
+    return store
+
+
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
-    """The daemon's main job on a synthetic camera: real models, real SQLite, no broker."""
+    """The daemon's main job on a synthetic camera: real models, real SQLite, no broker; the screen on."""
     cfg = config.model_copy(update={
         "camera": config.camera.model_copy(update={"source": "synthetic", "frames": args.frames}),
         "store": config.store.model_copy(update={"state_dir": Path(args.state_dir)}),
+        # a position for the reads (and the screen) unless the config has a receiver
+        "gps": config.gps if config.gps.mode != "none" else config.gps.model_copy(
+            update={"mode": "fixed", "latitude": DEMO_POSITION[0], "longitude": DEMO_POSITION[1]}),
     })
-    setup_logging(cfg.logging.model_copy(update={"level": "warning"}))
+    setup_logging(cfg.logging.model_copy(update={"level": "error"}))  # reads and hits are printed below
     try:
         source = SyntheticSource(cfg.camera)
-        daemon: Daemon = build_daemon(cfg, source=source)
+        store = _demo_store(cfg)
+        daemon: Daemon = build_daemon(cfg, store=store, source=source)
     except FIELD_ERRORS as err:
         return _fail(err)
     read_plates: list[str] = []
 
-    def show(read: Read) -> None:
+    def show(read: Read) -> None:  # after the hotlist matcher: a hit is stored by now
         read_plates.append(read.plate)
         print(format_read(read), flush=True)
+        for a in store.query("select plate, pattern, category, priority, case_number from alerts where read_id = ?",
+                             [read.id]):
+            print(f"  HOTLIST HIT {a['plate']} -> {a['pattern']} {a['category']} p{a['priority']} "
+                  f"case {a['case_number']} (verify through NCIC/state systems before acting)", flush=True)
+
+    async def announce_screen(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            screen = daemon.status().get("screen", {})
+            if screen.get("url") or screen.get("error"):
+                print(f"screen: {screen['url']} (user {DEMO_USER}, password {DEMO_PASSWORD})" if screen.get("url")
+                      else f"screen: not available: {screen['error']}", flush=True)
+                return
+            await asyncio.sleep(0.1)
 
     daemon.on_read(show)
-    print(f"alprd demo: {args.frames} synthetic 1920x1080 frames at {cfg.camera.fps:g} fps -> {cfg.store.path}")
+    if cfg.screen.enabled:
+        daemon.add_service("demo_screen", announce_screen)
+    length = f"{args.frames} synthetic" if args.frames else "endless (Ctrl-C ends)"
+    print(f"alprd demo: {length} 1920x1080 frames at {cfg.camera.fps:g} fps -> {cfg.store.path}")
     stats = asyncio.run(daemon.run())
     shown = source.plates_shown
     correct = len(set(shown) & set(read_plates))
     backlog, _ = daemon.store.backlog()
+    alerts = store.query("select count(*) as n from alerts")[0]["n"]
     print("\nsummary")
     print(f"  frames: {stats.frames_captured} captured, {stats.frames_processed} processed, "
           f"{stats.frames_dropped} dropped; {stats.fps:.1f} fps; inference {stats.inference_ms_avg:.1f} ms/frame")
     print(f"  reads: {stats.reads} ({stats.rereads} re-reads merged); plates shown {len(shown)}, "
-          f"read exactly {correct}")
+          f"read exactly {correct}; hotlist alerts stored {alerts}")
     print(f"  stored: {daemon.store.count_reads()} reads in {cfg.store.path}; "
           f"{backlog} waiting for upload (no broker configured)")
     print(f"  peak memory: {peak_rss_mb():.0f} MB")
@@ -183,6 +239,8 @@ def cmd_eval(args: argparse.Namespace, config: Config) -> int:
         print(json.dumps(summary))
     else:
         for key, value in summary.items():
+            if isinstance(value, dict):
+                value = "  ".join(f"{k} {'n/a' if v is None else v}" for k, v in value.items())
             print(f"{key:>22}: {'n/a' if value is None else value}")
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,14 @@ from alprd.auth import DATA_ROLES, SUPERVISOR_ROLES
 from alprd.cli.common import add_auth_args, authorize, guarded, parse_time
 from alprd.config import Config, clip
 from alprd.hotlist import repository
-from alprd.hotlist.alerts import Disposition, alert_ids_starting, list_alerts, set_disposition
+from alprd.hotlist.alerts import (
+    Disposition,
+    alert_ids_starting,
+    alerts_after,
+    last_alert_rowid,
+    list_alerts,
+    set_disposition,
+)
 from alprd.hotlist.department import (
     BOLO_SCHEMA,
     RETAINED_WAIT_S,
@@ -112,6 +120,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--open", action="store_true", help="only alerts without a disposition")
     c.add_argument("--since", help="YYYY-MM-DD or ISO time (UTC)")
     c.add_argument("--limit", type=int, default=50)
+    c.add_argument("--follow", action="store_true", help="then print each new alert as it is stored (Ctrl-C ends)")
     add_auth_args(c)
     c.set_defaults(func=cmd_alert_list)
 
@@ -230,7 +239,7 @@ def cmd_add(args: argparse.Namespace, config: Config, store: Store) -> int:
     if args.priority is not None:
         row["priority"] = args.priority
     entry = make_entry(row, config.hotlist, officer_entered=True)
-    entry_id = repository.add_officer_entry(store, entry)
+    entry_id = repository.add_officer_entry(store, entry, access.username)
     access.record({"plate": entry.pattern, "category": entry.category, "id": entry_id}, records=1)
     print(f"hotlist: {entry.pattern} added ({entry.category}, priority {entry.priority}, id {entry_id})")
     return 0
@@ -293,17 +302,43 @@ def cmd_publish(args: argparse.Namespace, config: Config, store: Store) -> int:
     return 0
 
 
+def _alert_line(r: dict) -> str:
+    return (f"{r['id'][:8]}  {r['ts'][:19]}Z  {r['plate']:<9} {r['match_kind']:<10} -> {r['pattern']:<9} "
+            f"{r['category']:<15} p{r['priority']}  case {r['case_number'] or '-':<12} "
+            f"{'sent' if r['published_at'] else 'unsent'}  {r['disposition'] or 'open'}")
+
+
+FOLLOW_POLL_S = 0.5
+
+
 @guarded
 def cmd_alert_list(args: argparse.Namespace, config: Config, store: Store) -> int:
     access = authorize(args, store, config, "alert.list", roles=DATA_ROLES)
+    last = last_alert_rowid(store)
     rows = list_alerts(store, since=parse_time(args.since), open_only=args.open, limit=args.limit)
     access.record({"open": args.open, "since": args.since}, records=len(rows))
     for r in rows:
-        print(f"{r['id'][:8]}  {r['ts'][:19]}Z  {r['plate']:<9} {r['match_kind']:<10} -> {r['pattern']:<9} "
-              f"{r['category']:<15} p{r['priority']}  case {r['case_number'] or '-':<12} "
-              f"{'sent' if r['published_at'] else 'unsent'}  {r['disposition'] or 'open'}")
-    print(f"{len(rows)} alert(s). Every hit must be verified through NCIC/state systems before enforcement.")
+        print(_alert_line(r))
+    print(f"{len(rows)} alert(s). Every hit must be verified through NCIC/state systems before enforcement.",
+          flush=True)
+    if args.follow:
+        _follow(access, store, last)
     return 0
+
+
+def _follow(access, store: Store, last: int) -> None:
+    """Print alerts as they are stored, each batch shown written to the access log; Ctrl-C ends quietly."""
+    try:
+        while True:
+            rows, last = alerts_after(store, last)
+            if rows:
+                access.record({"follow": True, "alert_ids": [r["id"] for r in rows]}, records=len(rows))
+                for r in rows:
+                    print(f"ALERT {_alert_line(r)}", flush=True)
+                continue
+            time.sleep(FOLLOW_POLL_S)
+    except KeyboardInterrupt:
+        return
 
 
 @guarded

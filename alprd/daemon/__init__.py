@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import cv2
+import numpy as np
 
 from alprd.capture import Frame, FrameSource
 from alprd.config import Config
@@ -78,6 +79,24 @@ class _Seen:
     sighting: Sighting
     wall: float
     fix: Fix | None
+    context: np.ndarray | None = None  # the vehicle around the plate, already scaled down
+
+
+def context_region(image: np.ndarray, box: tuple[float, float, float, float], width: int) -> np.ndarray | None:
+    """The vehicle around a plate box (4 plate widths across, mostly above the plate), scaled to at most
+    ``width`` pixels wide: a small copy, so the frame itself is not kept alive."""
+    x1, y1, x2, y2 = box
+    w = max(x2 - x1, 1.0)
+    cx = (x1 + x2) / 2
+    h, wi = image.shape[:2]
+    left, right = int(max(cx - 2 * w, 0)), int(min(cx + 2 * w, wi))
+    top, bottom = int(max(y1 - 2.2 * w, 0)), int(min(y2 + 0.6 * w, h))
+    if right - left < 2 or bottom - top < 2:
+        return None
+    region = image[top:bottom, left:right]
+    scale = min(1.0, width / region.shape[1])
+    return cv2.resize(region, (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale))),
+                      interpolation=cv2.INTER_AREA)
 
 
 class Daemon:
@@ -169,14 +188,25 @@ class Daemon:
             self.log.warning("frame_skipped", frame=frame.index, error=str(err))
             return [], (time.perf_counter() - t0) * 1000
 
-    def _to_read(self, track: Track[_Seen]) -> Read:
+    def _jpeg(self, image: np.ndarray | None) -> bytes | None:
+        if image is None or not image.size:
+            return None
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.config.pipeline.crop_jpeg_quality])
+        return buf.tobytes() if ok else None
+
+    def _context(self, frame: Frame, s: Sighting) -> np.ndarray | None:
+        width = self.config.pipeline.context_width
+        if not width or not self.config.pipeline.save_crops:
+            return None
+        d = s.detection
+        return context_region(frame.image, (d.x1, d.y1, d.x2, d.y2), width)
+
+    def _to_read(self, track: Track[_Seen]) -> tuple[Read, bytes | None]:
+        """The read of a finished track, and the JPEG of the vehicle around it."""
         seen = track.best.item
         s = seen.sighting
         fix = seen.fix
-        crop = None
-        if self.config.pipeline.save_crops and s.crop.size:
-            ok, buf = cv2.imencode(".jpg", s.crop, [cv2.IMWRITE_JPEG_QUALITY, self.config.pipeline.crop_jpeg_quality])
-            crop = buf.tobytes() if ok else None
+        crop = self._jpeg(s.crop) if self.config.pipeline.save_crops else None
         d = s.detection
         text, confidence, char_confidences = track.fused()
         candidates = track.candidates(self.config.vision.candidates)
@@ -199,12 +229,12 @@ class Daemon:
             candidates=[t for t, _ in candidates],
             candidate_scores=[p for _, p in candidates],
             region=next((o.item.sighting.region for o in track.votes if o.text == text), None),
-        )
+        ), self._jpeg(seen.context)
 
     async def _commit(self, tracks: list[Track[_Seen]]) -> None:
         for track in tracks:
-            read = self._to_read(track)
-            self.store.insert_read(read)  # committed before anything acts on it
+            read, context = self._to_read(track)
+            self.store.insert_read(read, context)  # committed before anything acts on it
             self.stats.reads += 1
             self.stats.last_read_at = read.ts
             for listener in self._read_listeners:
@@ -230,8 +260,8 @@ class Daemon:
             st.frames_processed += 1
             st.sightings += len(sightings)
             st.inference_ms_avg = ms if st.frames_processed == 1 else 0.9 * st.inference_ms_avg + 0.1 * ms
-            obs = [Observation(s.text, s.confidence, frame.t, _Seen(s, frame.wall, fix), s.char_confidences,
-                               s.candidates) for s in sightings]
+            obs = [Observation(s.text, s.confidence, frame.t, _Seen(s, frame.wall, fix, self._context(frame, s)),
+                               s.char_confidences, s.candidates) for s in sightings]
             await self._commit(self._dedupe.feed(obs, frame.t))
             st.rereads = self._dedupe.rereads
         await self._commit(self._dedupe.flush())

@@ -40,8 +40,9 @@ AlertListener = Callable[[dict[str, Any]], None]
 
 
 class Disposition(StrEnum):
-    CONFIRMED = "confirmed"
+    CONFIRMED = "confirmed"  # after verification through NCIC / the state system
     MISREAD = "misread"
+    WRONG_STATE = "wrong_state"
     NOT_ACTIONABLE = "not_actionable"
     NO_ACTION = "no_action"
 
@@ -165,13 +166,26 @@ def mark_published(store: Store, alert_id: str) -> None:
 
 
 def set_disposition(store: Store, alert_id: str, disposition: Disposition, by: str, note: str = "") -> bool:
-    """Record an officer's disposition of an alert; False if there is no such alert."""
+    """Record an officer's disposition of an alert as a new history entry (a change never overwrites the
+    earlier one) and make it the alert's current one; False if there is no such alert."""
+    now = utc_now()
     with store.transaction() as db:
         cur = db.conn.execute(
             "update alerts set disposition = ?, disposition_by = ?, disposition_at = ?, disposition_note = ? "
-            "where id = ?", [disposition.value, by, utc_now(), note or None, alert_id],
+            "where id = ?", [disposition.value, by, now, note or None, alert_id],
         )
-        return cur.rowcount == 1
+        if cur.rowcount != 1:
+            return False
+        db["alert_dispositions"].insert({"id": str(uuid.uuid4()), "alert_id": alert_id,
+                                         "disposition": disposition.value, "note": note or "", "user": by,
+                                         "ts": now, "uploaded_at": None})
+        return True
+
+
+def disposition_history(store: Store, alert_id: str) -> list[dict[str, Any]]:
+    """Every disposition recorded for an alert, oldest first (the last is the current one)."""
+    return store.query("select id, disposition, note, user, ts, uploaded_at from alert_dispositions "
+                       "where alert_id = ? order by ts, rowid", [alert_id])
 
 
 def alert_ids_starting(store: Store, prefix: str, limit: int = 2) -> list[str]:
@@ -183,6 +197,22 @@ def alert_ids_starting(store: Store, prefix: str, limit: int = 2) -> list[str]:
                                          [len(prefix), prefix, limit])]
 
 
+_LISTED = ("id, read_id, plate, pattern, match_kind, category, priority, case_number, note, ts, "
+           "published_at, disposition, disposition_by, disposition_at, disposition_note")
+
+
+def alerts_after(store: Store, rowid: int, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
+    """Alerts stored after ``rowid`` (0: all), in the order they were stored, and the last one's rowid
+    (``alert list --follow`` polls with it)."""
+    rows = store.query(f"select rowid as seq_, {_LISTED} from alerts where rowid > ? order by rowid limit ?",
+                       [rowid, limit])
+    return [{k: v for k, v in r.items() if k != "seq_"} for r in rows], (rows[-1]["seq_"] if rows else rowid)
+
+
+def last_alert_rowid(store: Store) -> int:
+    return store.query("select coalesce(max(rowid), 0) as n from alerts")[0]["n"]
+
+
 def list_alerts(store: Store, since: str | None = None, open_only: bool = False,
                 limit: int = 100) -> list[dict[str, Any]]:
     """Newest alerts first, without payload (it holds the crop)."""
@@ -192,8 +222,5 @@ def list_alerts(store: Store, since: str | None = None, open_only: bool = False,
         params.append(since)
     if open_only:
         where.append("disposition is null")
-    return store.query(
-        "select id, read_id, plate, pattern, match_kind, category, priority, case_number, note, ts, "
-        "published_at, disposition, disposition_by, disposition_at, disposition_note from alerts "
-        f"where {' and '.join(where)} order by ts desc limit ?", [*params, limit],
-    )
+    return store.query(f"select {_LISTED} from alerts where {' and '.join(where)} order by ts desc limit ?",
+                       [*params, limit])

@@ -290,10 +290,19 @@ def apply_delta(store: Store, add: Iterable[Entry], remove: Iterable[str], versi
     return added, removed
 
 
-def add_officer_entry(store: Store, entry: Entry) -> int:
+def add_officer_entry(store: Store, entry: Entry, entered_by: str | None = None) -> int:
+    """Put an officer's plate in service at once; with ``entered_by``, also queue it as a BOLO for the
+    department (the uplink sends ``bolo_uploads``)."""
     with store.transaction() as db:
         cur = db.conn.execute(_INSERT, _row(entry, 0))
         _bump(db, False)
+        if entered_by:
+            db["bolo_uploads"].insert({
+                "id": str(uuid.uuid4()), "plate": entry.pattern, "category": entry.category,
+                "case_number": entry.case_number, "note": entry.note, "priority": entry.priority,
+                # an entry is valid through its expiry day
+                "expires_at": f"{entry.expires}T23:59:59.999999Z" if entry.expires else None,
+                "entered_by": entered_by, "entered_at": utc_now(), "uploaded_at": None})
         return cur.lastrowid
 
 

@@ -219,6 +219,36 @@ def _reads_0001_candidates(db: sqlite_utils.Database) -> None:
     )
 
 
+def _screen_0001_screen(db: sqlite_utils.Database) -> None:
+    """What the in-car screen adds: a wider picture around each read, the history of alert
+    dispositions, and the officer-entered BOLOs waiting to be uploaded.
+
+    ``read_context`` and ``alert_dispositions`` go with their read and alert (triggers), so the
+    retention purge takes them along. A disposition is never changed: a new one is a new row, the
+    newest is the alert's current one (also copied onto ``alerts`` for the lists and the report).
+    """
+    db["read_context"].create({"read_id": str, "jpeg": bytes}, pk="read_id")
+    db.execute("CREATE TRIGGER reads_context_delete AFTER DELETE ON reads BEGIN "
+               "DELETE FROM read_context WHERE read_id = old.id; END")
+    db["alert_dispositions"].create(
+        {"id": str, "alert_id": str, "disposition": str, "note": str, "user": str, "ts": str, "uploaded_at": str},
+        pk="id", not_null={"alert_id", "disposition", "user", "ts"})
+    db.execute("CREATE INDEX idx_alert_dispositions_alert ON alert_dispositions(alert_id, ts)")
+    db.execute("CREATE INDEX idx_alert_dispositions_unsent ON alert_dispositions(uploaded_at)")
+    db.execute("CREATE TRIGGER alerts_dispositions_delete AFTER DELETE ON alerts BEGIN "
+               "DELETE FROM alert_dispositions WHERE alert_id = old.id; END")
+    db.execute("CREATE TRIGGER alert_dispositions_no_update BEFORE UPDATE OF alert_id, disposition, note, user, ts "
+               "ON alert_dispositions BEGIN SELECT RAISE(ABORT, 'alert_dispositions is a history: add a row'); END")
+    db.execute("CREATE TRIGGER alert_dispositions_no_delete BEFORE DELETE ON alert_dispositions "
+               "WHEN EXISTS (SELECT 1 FROM alerts WHERE id = old.alert_id) "  # only with their alert (the purge)
+               "BEGIN SELECT RAISE(ABORT, 'alert_dispositions is a history: add a row'); END")
+    db["bolo_uploads"].create(
+        {"id": str, "plate": str, "category": str, "case_number": str, "note": str, "priority": int,
+         "expires_at": str, "entered_by": str, "entered_at": str, "uploaded_at": str},
+        pk="id", not_null={"plate", "category", "case_number", "entered_by", "entered_at"})
+    db.execute("CREATE INDEX idx_bolo_uploads_unsent ON bolo_uploads(uploaded_at)")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 # Append only. The position in this list is the schema version it brings.
@@ -230,6 +260,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("hotlist_0002_generation", _hotlist_0002_generation),
     ("audit_0002_keyed", _audit_0002_keyed),
     ("reads_0001_candidates", _reads_0001_candidates),
+    ("screen_0001_screen", _screen_0001_screen),
     ("hotlist_0003_changes", _hotlist_0003_changes),
 ]
 
@@ -342,10 +373,18 @@ class Store:
             return list(self.db.query(sql, params))
 
     # -- reads ----------------------------------------------------------------
-    def insert_read(self, read: Read) -> None:
-        """Commit one read; only after this returns may anything act on it."""
+    def insert_read(self, read: Read, context_jpeg: bytes | None = None) -> None:
+        """Commit one read (with the wider picture around it, if any); only after this returns may anything
+        act on it."""
         with self.transaction() as db:
             db["reads"].insert(read.to_row())
+            if context_jpeg:
+                db["read_context"].insert({"read_id": read.id, "jpeg": context_jpeg})
+
+    def read_context(self, read_id: str) -> bytes | None:
+        """The wider picture stored around a read (the screen's view of the vehicle)."""
+        rows = self.query("select jpeg from read_context where read_id = ?", [read_id])
+        return rows[0]["jpeg"] if rows else None
 
     def get_read(self, read_id: str) -> dict[str, Any] | None:
         rows = self.query("select * from reads where id = ?", [read_id])

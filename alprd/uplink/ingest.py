@@ -1,6 +1,6 @@
 """``alprd ingest``: the department-side reference receiver.
 
-It subscribes to every device's reads, alerts, status and heartbeat with a
+It subscribes to every device's reads, alerts, officers' dispositions and BOLOs, status and heartbeat with a
 persistent session (the broker queues QoS 1 messages while it is away) and
 writes them into its own SQLite database. After each commit it publishes a
 receipt for the batch (or alert) to ``<prefix>/<device>/receipt``: that, not
@@ -40,8 +40,8 @@ from alprd.config import UplinkConfig
 from alprd.log import get_logger
 from alprd.records import READ_COLUMNS, READ_FIELDS, iso
 from alprd.uplink.link import Link
-from alprd.uplink.schema import Batch, check_batch, check_device, check_message
-from alprd.uplink.wire import Receipt, WireError, device_of, encode_receipt, subscription, topic
+from alprd.uplink.schema import Batch, RecordBatch, check_batch, check_device, check_message, check_records
+from alprd.uplink.wire import RECORD_KINDS, Receipt, WireError, device_of, encode_receipt, subscription, topic
 
 SESSION_EXPIRY_S = 7 * 86_400  # how long the broker keeps queuing for a receiver that is away
 REFUSED_KEEP = 2048  # bytes of a refused message kept, to see what it was
@@ -53,6 +53,8 @@ class IngestStore(Protocol):
 
     def add_batch(self, batch: Batch, received_at: str) -> tuple[int, int]: ...
     def add_alert(self, alert_id: str, device_id: str, payload: str, received_at: str) -> None: ...
+    def add_dispositions(self, batch: RecordBatch, received_at: str) -> tuple[int, int]: ...
+    def add_bolos(self, batch: RecordBatch, received_at: str) -> tuple[int, int]: ...
     def set_device(self, device_id: str, kind: str, payload: str, received_at: str) -> None: ...
     def refuse(self, topic: str, error: str, payload: bytes, received_at: str) -> None: ...
 
@@ -75,6 +77,10 @@ class IngestDB:
             self.db["alerts"].create(
                 {"id": str, "device_id": str, "payload": str, "received_at": str, "copies": int},
                 pk="id", if_not_exists=True)
+            for kind, (_, fields) in RECORD_KINDS.items():  # officers' dispositions and BOLOs
+                self.db[kind].create({**{f: int if f == "priority" else str for f in fields}, "device_id": str,
+                                      "batch_id": str, "received_at": str, "copies": int},
+                                     pk="id", if_not_exists=True)
             self.db["devices"].create(
                 {"device_id": str, "state": str, "status": str, "heartbeat": str, "updated_at": str},
                 pk="device_id", if_not_exists=True)
@@ -100,6 +106,23 @@ class IngestDB:
                 "on conflict(id) do update set copies = copies + 1",
                 [[r[k] for k in READ_FIELDS] + [batch.batch_id, received_at, 1] for r in batch.reads])
         return len(ids) - len(have), len(have)
+
+    def _add_records(self, batch: RecordBatch, received_at: str) -> tuple[int, int]:
+        """Store a batch of dispositions or BOLOs once each; returns (new, already had)."""
+        fields = RECORD_KINDS[batch.kind][1]
+        ids = [r["id"] for r in batch.records]
+        cols = [*fields, "device_id", "batch_id", "received_at", "copies"]
+        with self._lock, self.conn:
+            have = {r[0] for r in self.conn.execute(
+                f"select id from {batch.kind} where id in (select value from json_each(?))", [json.dumps(ids)])}
+            self.conn.executemany(
+                f"insert into {batch.kind} ({', '.join(cols)}) values ({', '.join('?' * len(cols))}) "
+                "on conflict(id) do update set copies = copies + 1",
+                [[r[k] for k in fields] + [batch.device_id, batch.batch_id, received_at, 1] for r in batch.records])
+        return len(ids) - len(have), len(have)
+
+    add_dispositions = _add_records
+    add_bolos = _add_records
 
     def add_alert(self, alert_id: str, device_id: str, payload: str, received_at: str) -> None:
         with self._lock, self.conn:
@@ -155,9 +178,10 @@ class Ingest:
     def __init__(self, cfg: UplinkConfig, db: IngestStore, client_id: str, shared_group: str | None = None):
         self.cfg = cfg
         self.db = db
-        self.stats = {"reads_new": 0, "reads_duplicate": 0, "batches": 0, "alerts": 0, "refused": 0}
+        self.stats = {"reads_new": 0, "reads_duplicate": 0, "batches": 0, "alerts": 0, "dispositions": 0,
+                      "bolos": 0, "refused": 0}
         self.log = get_logger("alprd.ingest").bind(client_id=client_id)
-        subs = [subscription(cfg.topic_prefix, kind, shared_group) for kind in ("reads", "alerts")]
+        subs = [subscription(cfg.topic_prefix, kind, shared_group) for kind in ("reads", "alerts", *RECORD_KINDS)]
         subs += [subscription(cfg.topic_prefix, kind) for kind in ("status", "heartbeat")]
         self.link = Link(cfg, client_id, clean_start=False, session_expiry_s=SESSION_EXPIRY_S,
                          subscriptions=subs)
@@ -205,6 +229,15 @@ class Ingest:
                 self.stats["refused"] += 1
                 self.db.refuse(msg.topic, reason, _snippet(item), received_at)
             return Receipt("reads", batch.batch_id, len(batch.reads), len(batch.refused), received_at)
+        if kind in RECORD_KINDS:
+            records = check_records(kind, msg.payload, device, now)
+            add = self.db.add_dispositions if kind == "dispositions" else self.db.add_bolos
+            new, _ = add(records, received_at)
+            self.stats[kind] += new
+            for reason, item in records.refused:
+                self.stats["refused"] += 1
+                self.db.refuse(msg.topic, reason, _snippet(item), received_at)
+            return Receipt(kind, records.batch_id, len(records.records), len(records.refused), received_at)
         if kind not in ("alerts", "status", "heartbeat"):
             raise WireError(f"unexpected topic {msg.topic!r}")
         text = check_message(kind, msg.payload, device)

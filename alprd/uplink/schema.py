@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from alprd.hotlist.alerts import Disposition
 from alprd.records import parse_iso, to_columns
-from alprd.uplink.wire import BATCH_SCHEMA, WireError
+from alprd.uplink.wire import BATCH_SCHEMA, RECORD_KINDS, WireError
 
 MAX_BATCH_BYTES = 64 * 1024 * 1024  # a batch's JSON, decompressed: 10,000 reads with 6 KB crops
 MAX_MESSAGE_BYTES = 1024 * 1024  # an alert, status or heartbeat
@@ -33,6 +34,8 @@ MAX_TEXT = 64  # ids, camera and device names
 MAX_PLATE = 16
 MAX_CHARS = 32  # per-character confidences
 MAX_CANDIDATES = 10  # vision.candidates' upper bound
+MAX_NOTE = 500  # an officer's note on a disposition or BOLO
+MAX_RECORDS = 1000  # dispositions or BOLOs in one batch
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 CLOCK_SLACK = timedelta(days=1)  # a unit's clock may run ahead this much
 GZIP = b"\x1f\x8b"
@@ -186,6 +189,81 @@ def check_batch(payload: bytes, device_id: str, now: datetime) -> Batch:
     for item in reads:
         try:
             batch.reads.append(check_read(item, device_id, now))
+        except WireError as err:
+            batch.refused.append((str(err), item))
+    return batch
+
+
+@dataclass
+class RecordBatch:
+    """A checked batch of dispositions or BOLOs: good records, and why each other one was refused."""
+
+    kind: str
+    batch_id: str
+    device_id: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[tuple[str, Any]] = field(default_factory=list)
+
+
+def _note(value: Any, name: str) -> str:
+    if not isinstance(value, str) or len(value) > MAX_NOTE or not value.replace("\n", " ").isprintable():
+        raise WireError(f"{name} is not printable text of at most {MAX_NOTE} characters")
+    return value
+
+
+def _choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise WireError(f"{name} {str(value)[:MAX_TEXT]!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _expiry(value: Any, name: str) -> str:
+    """An expiry may lie in the future (unlike the other timestamps)."""
+    try:
+        ts = parse_iso(_text(value, name))
+    except ValueError:
+        raise WireError(f"{name} is not a UTC timestamp like 2026-01-31T12:00:00.000000Z") from None
+    if ts < EARLIEST:
+        raise WireError(f"{name} {value} is before 2000")
+    return value
+
+
+def _check_record(kind: str, item: Any, now: datetime) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise WireError(f"a {kind} record is not a JSON object")
+    if kind == "dispositions":
+        return {"id": _uuid(item.get("id"), "id"), "alert_id": _text(item.get("alert_id"), "alert_id"),
+                "disposition": _choice(item.get("disposition"), "disposition", tuple(d.value for d in Disposition)),
+                "note": _note(item.get("note", ""), "note"), "user": _text(item.get("user"), "user"),
+                "ts": _timestamp(item.get("ts"), "ts", now)}
+    return {"id": _uuid(item.get("id"), "id"), "plate": _text(item.get("plate"), "plate", MAX_PLATE),
+            "category": _text(item.get("category"), "category"),
+            "case_number": _text(item.get("case_number"), "case_number"), "note": _note(item.get("note", ""), "note"),
+            "priority": _number(item.get("priority"), "priority", 1, 9, True),
+            "expires_at": _expiry(item.get("expires_at"), "expires_at"),
+            "entered_by": _text(item.get("entered_by"), "entered_by"),
+            "entered_at": _timestamp(item.get("entered_at"), "entered_at", now)}
+
+
+def check_records(kind: str, payload: bytes, device_id: str, now: datetime) -> RecordBatch:
+    """A batch of officers' dispositions or BOLOs from ``device_id``; bad records are refused one by one."""
+    schema, _ = RECORD_KINDS[kind]
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise WireError(f"{kind} batch of {len(payload)} bytes (at most {MAX_MESSAGE_BYTES})")
+    body = parse_json(payload)
+    if not isinstance(body, dict) or body.get("schema") != schema:
+        raise WireError(f"not a {kind} batch: expected schema {schema!r}")
+    if body.get("device_id") != device_id:
+        raise WireError(f"batch device_id {str(body.get('device_id'))[:MAX_TEXT]!r} is not {device_id!r}, "
+                        "the device of the topic")
+    items = body.get(kind)
+    if not isinstance(items, list) or len(items) > MAX_RECORDS:
+        raise WireError(f"batch lacks a {kind!r} list of at most {MAX_RECORDS}")
+    _timestamp(body.get("sent_at"), "sent_at", now)
+    batch = RecordBatch(kind, _uuid(body.get("batch_id"), "batch_id"), device_id)
+    for item in items:
+        try:
+            batch.records.append(_check_record(kind, item, now))
         except WireError as err:
             batch.refused.append((str(err), item))
     return batch

@@ -17,10 +17,12 @@ once after a reconnect; the receiver stores read UUIDs once, and a copy of a
 batch it already has gets a receipt again. A PUBACK with a failure reason
 (an ACL refusal) puts the batch back and holds the uplink for a while.
 
-Order on the wire: every tick publishes waiting alerts before the next read
-batch, and alerts are not held back by the batch window, so a hit goes out
-ahead of any backlog. Up to ``max_inflight_batches`` batches await their
-receipt at once; after a crash the unmarked ones are simply sent again.
+Order on the wire: every tick publishes waiting alerts, then the officers'
+dispositions and BOLOs (small JSON batches, one of each kind on its way at a
+time, marked on their own receipts), before the next read batch; alerts are
+not held back by the batch window, so a hit goes out ahead of any backlog.
+Up to ``max_inflight_batches`` read batches await their receipt at once; after
+a crash the unmarked ones are simply sent again.
 """
 
 from __future__ import annotations
@@ -45,13 +47,22 @@ from alprd.log import get_logger
 from alprd.records import Read, parse_iso, utc_now
 from alprd.store import Store
 from alprd.uplink.link import Link
-from alprd.uplink.outbox import Outbox
+from alprd.uplink.outbox import RECORD_TABLES, Outbox
 from alprd.uplink.pacing import DAY_S, Severity, backlog_severity, batch_wait, resend_delay
-from alprd.uplink.wire import Receipt, WireError, decode_receipt, encode_batch, status_payload, topic
+from alprd.uplink.wire import (
+    Receipt,
+    WireError,
+    decode_receipt,
+    encode_batch,
+    encode_records,
+    status_payload,
+    topic,
+)
 
 POLL_S = 5.0  # longest sleep between looks at the database
 SETTLE_S = 3.0  # on shutdown, how long to wait for receipts of batches already sent
 ALERT_CHUNK = 100
+RECORD_CHUNK = 100  # dispositions or BOLOs per batch (one batch of each kind on its way at a time)
 NO_MATCHING_SUBSCRIBERS = 0x10  # PUBACK reason: accepted, and dropped, as nobody subscribes
 
 
@@ -67,7 +78,7 @@ def _properties(content_type: str, **user: str) -> Properties:
 class _Sent:
     """A batch (or one alert) sent and awaiting its receipt; re-sent as it is, same batch id."""
 
-    kind: Literal["reads", "alerts"]
+    kind: Literal["reads", "alerts", "dispositions", "bolos"]
     ids: list[str]
     payload: bytes
     properties: Properties
@@ -87,7 +98,7 @@ class Uploader:
         self._clock = clock
         self._status_fn = heartbeat_status or (lambda: {"uplink": self.status()})
         self.topics = {k: topic(self.cfg.topic_prefix, self.device_id, k)
-                       for k in ("reads", "alerts", "status", "heartbeat", "receipt")}
+                       for k in ("reads", "alerts", *RECORD_TABLES, "status", "heartbeat", "receipt")}
         self._inflight: dict[str, _Sent] = {}  # by batch id (an alert's: its id)
         self._mids: dict[int, str] = {}  # MQTT message id -> batch id, until the PUBACK
         self._wake = asyncio.Event()
@@ -125,6 +136,10 @@ class Uploader:
         """An alert row was committed (an Alerter listener): it goes out now, ahead of the reads."""
         self._wake.set()
 
+    def notify_records(self) -> None:
+        """An officer's disposition or BOLO was committed (the screen): it goes out now."""
+        self._wake.set()
+
     # -- state --------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         backlog, oldest = self.outbox.backlog()
@@ -140,6 +155,7 @@ class Uploader:
             "warn_days": self.cfg.backlog_warn_days,
             "critical_days": self.cfg.backlog_critical_days,
             "alerts_waiting": self.outbox.alerts_waiting(),
+            "officer_records_waiting": self.outbox.records_waiting(),
             "inflight_batches": self._inflight_count("reads"),
             "reads_uploaded": self.reads_uploaded,
             "batches_acked": self.batches_acked,
@@ -153,7 +169,8 @@ class Uploader:
 
     def drained(self) -> bool:
         """Nothing waiting and nothing on its way (``alprd upload --drain`` stops here)."""
-        return not self._inflight and self.outbox.backlog()[0] == 0 and self.outbox.alerts_waiting() == 0
+        return (not self._inflight and self.outbox.backlog()[0] == 0 and self.outbox.alerts_waiting() == 0
+                and self.outbox.records_waiting() == 0)
 
     def _age_s(self, ts: str | None) -> float | None:
         return self._clock() - parse_iso(ts).timestamp() if ts else None
@@ -220,9 +237,11 @@ class Uploader:
             self.reads_uploaded += len(sent.ids)
             self.batches_acked += 1
             self.last_upload_at = utc_now()
-        else:
+        elif sent.kind == "alerts":
             self.outbox.mark_alert(sent.ids[0])
             self.alerts_published += 1
+        else:
+            self.outbox.mark_records(sent.kind, sent.ids)
 
     # -- one look at the database -------------------------------------------------
     def _publish(self, batch_id: str, sent: _Sent) -> bool:
@@ -242,6 +261,20 @@ class Uploader:
             sent = _Sent("alerts", [row["id"]], row["payload"].encode(),
                          _properties("application/json", alert_id=row["id"]), 0.0)
             if not self._publish(row["id"], sent):
+                return
+
+    def _send_records(self) -> None:
+        """Officers' dispositions and BOLOs, a batch of each kind at a time (after the alerts they follow)."""
+        for kind in RECORD_TABLES:
+            if self._inflight_count(kind):
+                continue
+            rows = self.outbox.next_records(kind, RECORD_CHUNK)
+            if not rows:
+                continue
+            batch_id = str(uuid.uuid4())
+            sent = _Sent(kind, [r["id"] for r in rows], encode_records(kind, self.device_id, rows, batch_id),
+                         _properties("application/json"), 0.0)
+            if not self._publish(batch_id, sent):
                 return
 
     def _send_reads(self, now: float) -> float:
@@ -314,6 +347,7 @@ class Uploader:
         if self.link.connected and now >= self._hold_until:
             waits.append(self._resend(now, reconnected))
             self._send_alerts()
+            self._send_records()
             waits.append(self._send_reads(now))
         elif self._hold_until > now:
             waits.append(self._hold_until - now)

@@ -6,6 +6,8 @@ Topics, under ``uplink.topic_prefix`` (default ``alprd``) and the device id:
 - ``<prefix>/<device>/alerts``     one hotlist alert (JSON, as stored), QoS 1
 - ``<prefix>/<device>/status``     retained birth / last-will: online or offline, QoS 1
 - ``<prefix>/<device>/heartbeat``  retained periodic health, QoS 0
+- ``<prefix>/<device>/dispositions`` officers' alert dispositions (JSON batch), QoS 1
+- ``<prefix>/<device>/bolos``      officer-entered BOLOs (JSON batch), QoS 1
 - ``<prefix>/<device>/receipt``    receiver -> unit: a batch or alert is committed, QoS 1
 
 A read batch is ``{"schema": "alprd.reads/1", "batch_id", "device_id",
@@ -14,7 +16,12 @@ harmless), the fields of :class:`~alprd.records.Read` (lists as JSON arrays)
 and its plate crop as base64 JPEG. What a receiver accepts is checked in
 :mod:`alprd.uplink.schema`.
 
-A receipt is ``{"schema": "alprd.receipt/1", "kind": "reads" | "alerts",
+A disposition batch is ``{"schema": "alprd.dispositions/1", "batch_id", "device_id", "sent_at",
+"dispositions": [{"id", "alert_id", "disposition", "note", "user", "ts"}]}`` (every entry of an
+alert's history, each once); a BOLO batch is ``{"schema": "alprd.bolos/1", ..., "bolos": [{"id",
+"plate", "category", "case_number", "note", "priority", "expires_at", "entered_by", "entered_at"}]}``.
+
+A receipt is ``{"schema": "alprd.receipt/1", "kind": "reads" | "alerts" | "dispositions" | "bolos",
 "batch_id", "count", "refused", "committed_at"}``, published by the receiver
 after its database commit; for an alert the batch id is the alert id. Only a
 receipt makes a read "uploaded" on the unit: a broker's PUBACK says nothing
@@ -35,7 +42,14 @@ from alprd.records import from_columns, utc_now
 BATCH_SCHEMA = "alprd.reads/1"
 RECEIPT_SCHEMA = "alprd.receipt/1"
 RECEIPT_MAX_BYTES = 1024
-KINDS = ("reads", "alerts", "status", "heartbeat", "receipt")
+KINDS = ("reads", "alerts", "dispositions", "bolos", "status", "heartbeat", "receipt")
+RECEIPT_KINDS = ("reads", "alerts", "dispositions", "bolos")
+# The small JSON batches of officers' records: kind -> (schema, the fields of each record)
+RECORD_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "dispositions": ("alprd.dispositions/1", ("id", "alert_id", "disposition", "note", "user", "ts")),
+    "bolos": ("alprd.bolos/1", ("id", "plate", "category", "case_number", "note", "priority", "expires_at",
+                                "entered_by", "entered_at")),
+}
 
 
 class WireError(ValueError):
@@ -82,6 +96,15 @@ def encode_batch(device_id: str, rows: list[dict[str, Any]], batch_id: str | Non
     return gzip.compress(json.dumps(body, separators=(",", ":")).encode(), compresslevel=6, mtime=0)
 
 
+def encode_records(kind: str, device_id: str, rows: list[dict[str, Any]], batch_id: str | None = None,
+                   sent_at: str | None = None) -> bytes:
+    """A batch of dispositions or BOLOs (plain JSON: they are small)."""
+    schema, fields = RECORD_KINDS[kind]
+    body = {"schema": schema, "batch_id": batch_id or str(uuid.uuid4()), "device_id": device_id,
+            "sent_at": sent_at or utc_now(), kind: [{k: r[k] for k in fields} for r in rows]}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 @dataclass(frozen=True)
 class Receipt:
     kind: str
@@ -107,7 +130,7 @@ def decode_receipt(payload: bytes) -> Receipt:
         raise WireError(f"not a receipt: expected schema {RECEIPT_SCHEMA!r}")
     kind, batch_id, committed_at = body.get("kind"), body.get("batch_id"), body.get("committed_at")
     counts = [body.get("count"), body.get("refused", 0)]
-    if kind not in ("reads", "alerts") or not isinstance(batch_id, str) or not isinstance(committed_at, str):
+    if kind not in RECEIPT_KINDS or not isinstance(batch_id, str) or not isinstance(committed_at, str):
         raise WireError("receipt lacks kind, batch_id or committed_at")
     if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
         raise WireError("receipt count or refused is not a count")
