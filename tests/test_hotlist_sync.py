@@ -430,3 +430,18 @@ def test_an_import_that_overlaps_a_bolo_share_changes_nothing_and_says_so(store,
     with pytest.raises(ValueError, match="the list changed while this one was read in .* import again"):
         repository.replace_department_list(store, extract_rows(), "import")
     assert patterns(store) == {"OLD111", "BOL042"} and repository.meta(store).version == 2
+
+
+def test_a_bolo_a_unit_queued_for_upload_is_shared_as_it_comes(store, cfg, tmp_path):
+    """The records the units upload (``bolo_uploads``, alprd.bolos/1) go to share_bolos as they are."""
+    officer = Entry("OFF123", "bolo", case_number="CFS-5", note="red pickup", expires="2999-12-31",
+                    officer_entered=True)
+    repository.add_officer_entry(store, officer, entered_by="off1")
+    records = store.query("select * from bolo_uploads")
+    dept = Store(tmp_path / "dept.db")
+    result, change = share_bolos(dept, records, cfg)
+    [entry] = result.entries
+    assert (entry.pattern, entry.case_number, entry.note, entry.expires) == ("OFF123", "CFS-5", "red pickup",
+                                                                             "2999-12-31")
+    assert entry.source == f"bolo:{records[0]['id']}" and change.version == 1
+    dept.close()
