@@ -197,6 +197,11 @@ class HotlistConfig(Section):
         "bolo", "felony_vehicle",
     )
     denied_categories: tuple[str, ...] = ("traffic_misdemeanor", "parking")
+    priorities: dict[str, int] = Field(
+        default_factory=dict,
+        description="the department's priority per category (1 = most urgent) for rows that carry none; "
+                    "others get 5",
+    )
     alert_repeat_window_s: float = Field(default=300.0, ge=0)
     stale_after_h: float = Field(default=24.0, gt=0)
     sync_key: str = Field(default="", description="HMAC-SHA256 key; use env:NAME")
@@ -214,6 +219,16 @@ class HotlistConfig(Section):
                 raise ValueError(f"category {clip(repr(name))}: use lower-case letters, digits "
                                  "and _ (e.g. stolen_vehicle)")
         return names
+
+    @model_validator(mode="after")
+    def _priorities_known(self) -> HotlistConfig:
+        for name, priority in self.priorities.items():
+            if name not in self.categories:
+                raise ValueError(f"priorities: {clip(repr(name))} is not one of the categories "
+                                 f"({', '.join(self.categories)})")
+            if not 1 <= priority <= 9:
+                raise ValueError(f"priorities: {name} = {priority} is outside 1..9 (1 = most urgent)")
+        return self
 
     @field_validator("sync_key")
     @classmethod

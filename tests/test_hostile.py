@@ -1,8 +1,9 @@
 """Hostile input, fuzzed: every parser either succeeds or raises the project's own clear error.
 
 NMEA sentences (with valid checksums, so the field checks are reached), hotlist
-rows and files, configuration files and image bytes. Bounded in count, not
-time (``deadline=None``): the shared CI cores are slow and busy.
+rows and files, NCIC extracts and BOLO records, configuration files and image
+bytes. Bounded in count, not time (``deadline=None``): the shared CI cores are
+slow and busy.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from alprd.config import Config, ConfigError, HotlistConfig, load_config
 from alprd.gps.nmea import LineAssembler, NmeaTracker
 from alprd.hotlist import repository, sync
+from alprd.hotlist.department import bolo_entries
 from alprd.hotlist.entries import (
     FIELD_ALIASES,
     EntryError,
@@ -31,11 +33,13 @@ from alprd.hotlist.entries import (
     parse_file_text,
 )
 from alprd.hotlist.match import PlateIndex
+from alprd.hotlist.ncic import parse_extract
 from alprd.imageio import ImageError, decode_image
 from alprd.store import Store
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CFG = HotlistConfig()
+BOLO_FIELDS = ("id", "plate", "category", "case_number", "note", "priority", "expires_at", "entered_by", "entered_at")
 
 
 # -- NMEA -------------------------------------------------------------------------
@@ -123,6 +127,46 @@ def test_hotlist_files_parse_or_raise_entry_errors(data, kind):
         return
     assert all(e.where and e.message for e in result.errors)
     PlateIndex([e.pattern for e in result.entries]).match("ABC123")
+
+
+NCIC_CODES = ["FILE", "LIC", "LIS", "LIT", "LIY", "NIC", "ORI", "OCA", "DTE", "EXP", "MIS", "VMA", "NAM", "DOB"]
+NCIC_CELL = st.one_of(st.text(max_size=12), st.sampled_from(
+    ["V", "LP", "F", "W", "MP", "PO", "ABC123", "20261101", "20991231", "19991231", "AMBER ALERT", "|", '"', "\t"]))
+PERSON_MARK = "QQPERSONQQ"  # what the personal columns hold: it must never reach an entry
+
+
+@st.composite
+def ncic_extracts(draw) -> str:
+    """A header of NCIC codes (required ones sometimes missing) and rows of cells, | , or tab separated."""
+    codes = draw(st.lists(st.sampled_from(NCIC_CODES), min_size=1, max_size=9, unique=True))
+    sep = draw(st.sampled_from(["|", ",", "\t"]))
+    rows = [sep.join(PERSON_MARK if c in ("NAM", "DOB") else draw(NCIC_CELL) for c in codes)
+            for _ in range(draw(st.integers(0, 5)))]
+    if draw(st.booleans()):
+        rows.append(draw(st.text(max_size=40)))
+    return "\n".join([sep.join(codes), *rows])
+
+
+@FUZZ
+@given(st.one_of(ncic_extracts(), ncic_extracts().map(str.encode), st.binary(max_size=200)))
+def test_ncic_extracts_parse_or_raise_entry_errors_and_never_keep_personal_data(data):
+    try:
+        result = parse_extract(data, CFG)
+    except EntryError as err:
+        assert str(err) and len(str(err)) < 500
+        return
+    assert all(e.where and e.message and len(e.message) < 500 for e in result.errors)
+    assert all(PERSON_MARK not in json.dumps(e.to_json()) for e in result.entries)
+    PlateIndex([e.pattern for e in result.entries]).match("ABC123")
+
+
+@FUZZ
+@given(st.lists(st.one_of(st.dictionaries(st.sampled_from(list(BOLO_FIELDS)) | KEYS, ANY_VALUE, max_size=9),
+                          ANY_VALUE), max_size=4))
+def test_bolo_records_become_entries_or_row_errors(records):
+    result = bolo_entries(records, CFG)
+    assert len(result.entries) + len(result.errors) == len(records)
+    assert all(e.source.startswith("bolo:") for e in result.entries)
 
 
 # -- configuration ---------------------------------------------------------------------

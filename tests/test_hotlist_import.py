@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
 from collections import Counter
+from datetime import date
 
 import pytest
+from test_hotlist_alerts import cli  # noqa: F401 - the logged-in command line fixture
 
 from alprd.config import HotlistConfig
 from alprd.hotlist import repository
 from alprd.hotlist.entries import Entry, EntryError, make_entry, parse_file_text
 from alprd.hotlist.hotlist import Hotlist
+from alprd.hotlist.ncic import parse_extract
 from alprd.store import Store
 
 CFG = HotlistConfig()
@@ -137,7 +141,7 @@ def test_department_list_swap_keeps_officer_entries_and_bumps_revision(store):
     pats = {r["pattern"] for r in repository.list_entries(store, officer_only=False)}
     assert pats == {"OFF111", "NEW999"}
     m = repository.meta(store)
-    assert (m.version, m.revision, m.entries) == (3, 3, 2)
+    assert (m.version, m.revision, m.entries) == (4, 3, 2)  # a changed list takes the next version
     assert repository.remove_officer_entries(store, "OFF111") == 1
     assert repository.remove_officer_entries(store, "NEW999") == 0  # department entries are not officers' to remove
 
@@ -215,3 +219,121 @@ def test_a_load_that_fails_half_way_leaves_the_old_list(store, monkeypatch):
     assert repository.meta(store).version == 1
     repository.replace_department_list(store, [Entry("NEW222", "bolo")], "new", version=3)
     assert store.query("select pattern from hotlist") == [{"pattern": "NEW222"}]
+
+
+def test_a_change_made_here_takes_the_next_version_and_no_change_keeps_it(store):
+    """Issue 22 (2): an import that changed the list kept its version, so units took it for the old one."""
+    first = [Entry("ABC123", "stolen_vehicle", entered="2026-11-01"), Entry("DEF456", "stolen_plate")]
+    change = repository.replace_department_list(store, first, "a")
+    assert (change.version, change.added, change.removed, change.unchanged) == (1, 2, 0, 0)
+    change = repository.replace_department_list(store, list(first), "a")
+    assert (change.changed, change.version, change.unchanged) == (False, 1, 2)
+    assert store.query("select count(*) as n from hotlist")[0]["n"] == 2  # the identical copy was dropped
+    change = repository.replace_department_list(store, [first[0], Entry("DEF456", "stolen_plate", priority=1)], "a")
+    assert (change.version, change.previous, change.added, change.removed, change.unchanged) == (2, 1, 1, 1, 1)
+    assert repository.changed_patterns(store, 1) == ["DEF456"]
+    m = repository.meta(store)
+    assert m.list_id and m.changes_since == 1  # its first version: deltas start from it
+    with pytest.raises(ValueError, match="versions only go forward"):
+        repository.replace_department_list(store, first, "a", version=2)
+    assert repository.replace_department_list(store, first, "a", version=9).version == 9
+    assert repository.meta(store).changes_since == 9  # a jump: the next publish sends the whole list
+
+
+def test_a_unit_that_imports_its_own_list_leaves_the_departments(store):
+    """After a local import, a unit's list is its own: the department's deltas no longer apply to it."""
+    repository.install_snapshot(store, [Entry("ABC123", "bolo")], "sync", 5, "department-list")
+    assert repository.replace_department_list(store, [Entry("OWN111", "bolo")], "import").version == 6
+    m = repository.meta(store)
+    assert m.list_id != "department-list" and m.changes_since == 6
+
+
+# -- NCIC/state extracts ---------------------------------------------------------------
+NCIC_HEADER = ["FILE", "LIC", "LIS", "LIT", "LIY", "VYR", "VMA", "VMO", "VCO", "NIC", "ORI", "OCA", "DTE", "EXP",
+               "MIS", "NAM", "DOB", "SEX", "RAC"]
+
+
+def ncic_row(fields: dict[str, str]) -> str:
+    return "|".join({"LIS": "CO", "ORI": "CO0010000", **fields}.get(code, "") for code in NCIC_HEADER)
+
+
+PERSON = {"NAM": "DOE, JOHN", "DOB": "19800101", "SEX": "M", "RAC": "W"}
+EXTRACT = "\n".join(["|".join(NCIC_HEADER), *(ncic_row(r) for r in [
+    {"FILE": "V", "LIC": "ABC 1234", "LIT": "PC", "LIY": "2027", "VYR": "2019", "VMA": "HOND", "VMO": "CIV",
+     "VCO": "BLU", "NIC": "V123456789", "OCA": "24-001234", "DTE": "20261101"},
+    {"FILE": "LP", "LIC": "XYZ999", "LIS": "WY", "NIC": "L000000001", "DTE": "20261102", "EXP": "20991231"},
+    {"FILE": "F", "LIC": "FEL777", "VCO": "RED", "NIC": "V000000777", "DTE": "2026-11-03", "MIS": "ROBBERY VEHICLE"},
+    dict(FILE="W", LIC="WNT111", NIC="W000000111", DTE="20261104", MIS="ARMED", **PERSON),
+    dict(FILE="W", NIC="W000000112", DTE="20261104", **PERSON),
+    dict(FILE="MP", LIC="KID222", VMA="TOYT", NIC="M000000222", DTE="20261120", MIS="AMBER ALERT - ABDUCTION",
+         **PERSON),
+    {"FILE": "MP", "LIC": "MIS333", "NIC": "M000000333", "DTE": "20261120"},
+    dict(FILE="PO", LIC="PRO444", NIC="H000000444", DTE="20261120", **PERSON),
+    {"FILE": "V", "LIC": "OLD555", "NIC": "V000000555", "DTE": "20200101", "EXP": "20201231"},
+    {"FILE": "V", "LIC": "BAD!!", "NIC": "V000000556", "DTE": "20261101"},
+    {"FILE": "V", "LIC": "NODTE1", "NIC": "V000000557"},
+    {"FILE": "9", "LIC": "JUNK11", "NIC": "V000000558", "DTE": "20261101"},
+]), "V|SHORT1|CO", ""])
+
+
+def test_an_ncic_extract_maps_file_codes_skips_and_counts_and_keeps_no_personal_data():
+    cfg = HotlistConfig(priorities={"amber_alert": 1, "wanted_person": 2, "stolen_plate": 4})
+    result = parse_extract(EXTRACT, cfg, on=date(2026, 12, 2))
+    assert [(e.pattern, e.category, e.priority) for e in result.entries] == [
+        ("ABC1234", "stolen_vehicle", 5), ("XYZ999", "stolen_plate", 4), ("FEL777", "felony_vehicle", 5),
+        ("WNT111", "wanted_person", 2), ("KID222", "amber_alert", 1), ("MIS333", "missing_person", 5)]
+    first = result.entries[0]
+    assert (first.state, first.case_number, first.source, first.entered, first.expires) == (
+        "CO", "V123456789", "CO0010000", "2026-11-01", "")
+    assert first.note == "plate type PC year 2027; 2019 HOND CIV BLU; OCA 24-001234"
+    assert (result.expired, result.other_files, result.without_plate) == (1, {"PO": 1}, 1)
+    assert {e.where: e.message.split(" (")[0] for e in result.errors} == {
+        "line 11": "plate 'BAD!!' has characters other than A-Z, 0-9, ? and *",
+        "line 12": "no entry date",
+        "line 13": "file code '9' is not an NCIC file code",
+        "line 14": "wrong number of fields",
+    }
+    assert result.personal_columns == ["NAM", "DOB", "SEX", "RAC"] and result.ignored_columns == []
+    stored = json.dumps([e.to_json() for e in result.entries])
+    for personal in ("DOE", "ROE", "1980", "ARMED", "ABDUCTION"):  # names, births, MIS free text: never kept
+        assert personal not in stored
+
+
+@pytest.mark.parametrize("header, delimiter", [("FILE,LIC,NIC,DTE", ","), ("FILE\tLIC\tNIC\tDTE", "\t")])
+def test_an_extract_may_be_comma_or_tab_separated(header, delimiter):
+    row = delimiter.join(["LP", "ABC123", "L1", "20261101"])
+    assert [e.pattern for e in parse_extract(f"{header}\n{row}\n", CFG).entries] == ["ABC123"]
+
+
+def test_a_file_that_is_not_an_ncic_extract_is_refused_whole():
+    with pytest.raises(EntryError, match="not an NCIC extract: .* lacks FILE, LIC, NIC, DTE"):
+        parse_extract("plate,category\nABC123,bolo\n", CFG)
+
+
+def test_the_cli_prints_what_an_extract_changed(cli, tmp_path, capsys):  # noqa: F811
+    f = tmp_path / "ncic-20261202.txt"
+    f.write_text(EXTRACT)
+    assert cli("hotlist", "import", str(f), "--format", "ncic", "--user", "sup1") == 0
+    captured = capsys.readouterr()
+    assert "line 11: plate 'BAD!!'" in captured.err and "Traceback" not in captured.err
+    lines = captured.out.splitlines()
+    assert lines[0].endswith("version 1 (was 0): 6 added, 0 removed, 0 unchanged")
+    assert lines[1] == ("  skipped: 1 expired, 4 malformed, 1 of NCIC files not imported (PO 1), "
+                        "1 person records without a vehicle")
+    assert lines[2] == "  personal data dropped, never stored: NAM, DOB, SEX, RAC"
+    f.write_text(EXTRACT.replace("V|ABC 1234|", "V|ABC 1235|"))
+    assert cli("hotlist", "import", str(f), "--format", "ncic", "--user", "sup1", "--json") == 0
+    info = json.loads(capsys.readouterr().out)
+    assert {k: info[k] for k in ("version", "previous_version", "added", "removed", "unchanged", "expired_skipped",
+                                 "malformed")} == {"version": 2, "previous_version": 1, "added": 1, "removed": 1,
+                                                   "unchanged": 5, "expired_skipped": 1, "malformed": 4}
+    assert info["personal_columns_dropped"] == ["NAM", "DOB", "SEX", "RAC"]
+
+
+@pytest.mark.parametrize("priorities, problem", [
+    ({"parking_ticket": 1}, "'parking_ticket' is not one of the categories"),
+    ({"bolo": 0}, "bolo = 0 is outside 1..9"),
+])
+def test_priorities_name_configured_categories_within_range(priorities, problem):
+    with pytest.raises(ValueError, match=problem):
+        HotlistConfig(priorities=priorities)

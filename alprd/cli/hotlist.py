@@ -1,20 +1,23 @@
-"""Hotlist and alert commands: import, add/remove/list, status, publish; alert list/disposition.
+"""Hotlist and alert commands: import, add/remove/list, status, share-bolo, publish; alert list/disposition.
 
 Changes to the list and every look at alerts go through login and the access
-log. ``hotlist publish`` is the department side of the sync: it signs a list
-with ``[hotlist] sync_key`` and publishes it to the broker.
+log. ``import``, ``share-bolo`` and ``publish`` are the department side: the
+department's list takes a new version with every change, and ``publish`` signs
+it with ``[hotlist] sync_key`` and sends it to the broker (:mod:`alprd.hotlist.department`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from alprd.auth import DATA_ROLES, SUPERVISOR_ROLES
 from alprd.cli.common import add_auth_args, authorize, guarded, parse_time
-from alprd.config import Config
+from alprd.config import Config, clip
 from alprd.hotlist import repository
 from alprd.hotlist.alerts import (
     Disposition,
@@ -24,15 +27,27 @@ from alprd.hotlist.alerts import (
     list_alerts,
     set_disposition,
 )
+from alprd.hotlist.department import (
+    BOLO_SCHEMA,
+    RETAINED_WAIT_S,
+    PublishRefused,
+    import_list,
+    publish_list,
+    share_bolos,
+    summary,
+    withdraw_bolos,
+)
 from alprd.hotlist.entries import (
     EntryError,
     ParseResult,
+    decode_file,
     make_entry,
     normalize_pattern,
     parse_file_text,
 )
 from alprd.hotlist.hotlist import Hotlist
-from alprd.hotlist.sync import delta_body, publish, snapshot_body
+from alprd.hotlist.ncic import parse_extract
+from alprd.hotlist.repository import ListChange
 from alprd.log import setup_logging
 from alprd.store import Store
 
@@ -43,14 +58,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("hotlist", help="the list of wanted plates: import, officer entries, sync")
     hs = p.add_subparsers(dest="hotlist_command", metavar="ACTION", required=True)
 
-    c = hs.add_parser("import", help="replace the department list with a CSV (NCIC extract) or JSON file")
+    c = hs.add_parser("import", help="replace the department list with an NCIC/state extract, a CSV or JSON file")
     c.add_argument("file", type=Path)
-    c.add_argument("--format", choices=("auto", "csv", "json"), default="auto")
-    c.add_argument("--category", help="category for rows without one (e.g. stolen_vehicle)")
-    c.add_argument("--source", help="source list name for rows without one (default: the file name)")
-    c.add_argument("--version", type=int, help="list version (sync only accepts newer ones)")
+    c.add_argument("--format", choices=("auto", "ncic", "csv", "json"), default="auto",
+                   help="ncic: a delimited NCIC/state hot-file extract (FILE|LIC|LIS|...); auto: by the file name")
+    c.add_argument("--category", help="csv/json: category for rows without one (e.g. stolen_vehicle)")
+    c.add_argument("--source", help="csv/json: source list name for rows without one (default: the file name)")
+    c.add_argument("--version", type=int, help="jump to this version (newer than the list's); default: the next")
+    c.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_auth_args(c)
     c.set_defaults(func=cmd_import)
+
+    c = hs.add_parser("share-bolo", help=f"department side: put officers' BOLOs ({BOLO_SCHEMA} JSON) on the list")
+    c.add_argument("file", help=f'JSON: {{"schema": "{BOLO_SCHEMA}", "bolos": [...]}}, a list of BOLOs, one '
+                                "BOLO, or - for standard input")
+    c.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_auth_args(c)
+    c.set_defaults(func=cmd_share_bolo)
+
+    c = hs.add_parser("withdraw-bolo", help="department side: take shared BOLOs off the list")
+    c.add_argument("ids", nargs="+", metavar="ID")
+    add_auth_args(c)
+    c.set_defaults(func=cmd_withdraw_bolo)
 
     c = hs.add_parser("add", help="add an officer-entered plate (BOLO); needs --case or --reason")
     c.add_argument("plate", help="plate or partial plate: ? is one character, * any run (AB?12*)")
@@ -77,14 +106,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = hs.add_parser("status", help="version, age and size of the list in use")
     c.set_defaults(func=cmd_status)
 
-    c = hs.add_parser("publish", help="department side: sign and publish a list (snapshot or delta)")
-    c.add_argument("file", type=Path, nargs="?", help="the list (snapshot) or the entries to add (delta)")
-    c.add_argument("--format", choices=("auto", "csv", "json"), default="auto")
-    c.add_argument("--category", help="category for rows without one")
-    c.add_argument("--version", type=int, required=True, help="must be newer than the units' list")
-    c.add_argument("--delta", action="store_true", help="publish a change to --base-version, not a whole list")
-    c.add_argument("--base-version", type=int, help="the version this delta applies to")
-    c.add_argument("--remove", nargs="*", default=[], metavar="PATTERN", help="delta: patterns to remove")
+    c = hs.add_parser("publish", help="department side: sign and publish the department list (delta + snapshot)")
+    c.add_argument("--take-over", action="store_true",
+                   help="publish although the broker's retained snapshot is another database's list")
+    c.add_argument("--retained-wait", type=float, default=RETAINED_WAIT_S, metavar="S",
+                   help="how long to wait for the broker's retained snapshot (default %(default)g s)")
+    add_auth_args(c)
     c.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("alert", help="hotlist alerts: list them, record an officer's disposition")
@@ -105,6 +132,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=cmd_alert_disposition)
 
 
+def _report_rows(name: str, result: ParseResult) -> None:
+    """Each rejected row with its line, on stderr."""
+    for err in result.errors[:MAX_ERRORS_SHOWN]:
+        print(f"{name} {err}; row skipped", file=sys.stderr)
+    if len(result.errors) > MAX_ERRORS_SHOWN:
+        print(f"... and {len(result.errors) - MAX_ERRORS_SHOWN} more rows skipped", file=sys.stderr)
+
+
 def _parse_file(args: argparse.Namespace, config: Config) -> ParseResult:
     """Read and validate a list file, printing each rejected row with its line to stderr."""
     kind = args.format
@@ -113,17 +148,14 @@ def _parse_file(args: argparse.Namespace, config: Config) -> ParseResult:
     try:
         text = args.file.read_bytes()
     except OSError as err:
-        raise ValueError(f"{args.file}: cannot read ({err}); give a UTF-8 CSV or JSON file") from None
-    defaults = {k: v for k, v in (("category", args.category),
-                                  ("source", getattr(args, "source", None) or args.file.name)) if v}
+        raise ValueError(f"{args.file}: cannot read ({err}); give a UTF-8 NCIC extract, CSV or JSON file") from None
+    defaults = {k: v for k, v in (("category", args.category), ("source", args.source or args.file.name)) if v}
     try:
-        result = parse_file_text(text, kind, config.hotlist, defaults)
+        result = (parse_extract(text, config.hotlist) if kind == "ncic"
+                  else parse_file_text(text, kind, config.hotlist, defaults))
     except EntryError as err:
         raise ValueError(f"{args.file}: {err}") from None
-    for err in result.errors[:MAX_ERRORS_SHOWN]:
-        print(f"{args.file} {err}; row skipped", file=sys.stderr)
-    if len(result.errors) > MAX_ERRORS_SHOWN:
-        print(f"... and {len(result.errors) - MAX_ERRORS_SHOWN} more rows skipped", file=sys.stderr)
+    _report_rows(str(args.file), result)
     if result.ignored_columns:
         print(f"{args.file}: columns not used: {', '.join(result.ignored_columns)}", file=sys.stderr)
     if not result.entries:
@@ -131,18 +163,72 @@ def _parse_file(args: argparse.Namespace, config: Config) -> ParseResult:
     return result
 
 
+def _print_change(what: str, result: ParseResult, change: ListChange, as_json: bool) -> None:
+    info = summary(result, change)
+    if as_json:
+        print(json.dumps(info))
+        return
+    version = (f"version {change.version} (was {change.previous})" if change.changed
+               else f"unchanged, version stays {change.version}")
+    print(f"hotlist: {what}: {version}: {change.added} added, {change.removed} removed, {change.unchanged} unchanged")
+    skipped = [f"{result.expired} expired", f"{len(result.errors)} malformed"]
+    if result.other_files:
+        files = ", ".join(f"{code} {n}" for code, n in sorted(result.other_files.items()))
+        skipped.append(f"{sum(result.other_files.values())} of NCIC files not imported ({files})")
+    if result.without_plate:
+        skipped.append(f"{result.without_plate} person records without a vehicle")
+    print(f"  skipped: {', '.join(skipped)}")
+    if result.personal_columns:
+        print(f"  personal data dropped, never stored: {', '.join(result.personal_columns)}")
+
+
 @guarded
 def cmd_import(args: argparse.Namespace, config: Config, store: Store) -> int:
     access = authorize(args, store, config, "hotlist.import", roles=SUPERVISOR_ROLES)
-    current = repository.meta(store).version
-    if args.version is not None and args.version < current:
-        raise ValueError(f"--version {args.version} is older than the list in use (version {current}): versions "
-                         "only go forward (leave --version out to keep the version)")
     result = _parse_file(args, config)
-    n = repository.replace_department_list(store, result.entries, f"import:{args.file.name}", args.version)
-    access.record({"file": str(args.file), "rejected": len(result.errors), "version": args.version}, records=n)
-    print(f"hotlist: {n} entries loaded from {args.file}, {len(result.errors)} rows skipped")
+    change = import_list(store, result, f"import:{args.file.name}", args.version)
+    access.record({"file": str(args.file), "rejected": len(result.errors), "version": change.version},
+                  records=change.added + change.removed)
+    _print_change(str(args.file), result, change, args.json)
     return 0
+
+
+def _bolo_records(name: str) -> list[Any]:
+    """The BOLO records of a JSON file (or - for standard input)."""
+    try:
+        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+        doc = json.loads(decode_file(data))
+    except OSError as err:
+        raise ValueError(f"{name}: cannot read ({err})") from None
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise ValueError(f"{name}: not valid JSON ({clip(str(err))})") from None
+    except EntryError as err:
+        raise ValueError(f"{name}: {err}") from None
+    if isinstance(doc, dict) and "bolos" in doc:
+        if doc.get("schema") != BOLO_SCHEMA:
+            raise ValueError(f"{name}: schema {clip(repr(doc.get('schema')))} is not {BOLO_SCHEMA}")
+        doc = doc["bolos"]
+    return doc if isinstance(doc, list) else [doc]
+
+
+@guarded
+def cmd_share_bolo(args: argparse.Namespace, config: Config, store: Store) -> int:
+    access = authorize(args, store, config, "hotlist.share_bolo", roles=SUPERVISOR_ROLES)
+    result, change = share_bolos(store, _bolo_records(args.file), config.hotlist)
+    _report_rows(args.file, result)
+    access.record({"file": args.file, "bolos": [e.source for e in result.entries][:100],
+                   "rejected": len(result.errors), "version": change.version}, records=len(result.entries))
+    _print_change("BOLOs", result, change, args.json)
+    return 0 if result.entries or not result.errors else 1
+
+
+@guarded
+def cmd_withdraw_bolo(args: argparse.Namespace, config: Config, store: Store) -> int:
+    access = authorize(args, store, config, "hotlist.withdraw_bolo", roles=SUPERVISOR_ROLES)
+    change = withdraw_bolos(store, args.ids)
+    access.record({"bolos": args.ids, "version": change.version}, records=change.removed)
+    _print_change("BOLOs withdrawn", ParseResult(), change, False)
+    return 0 if change.removed else 1
 
 
 @guarded
@@ -192,25 +278,27 @@ def cmd_status(args: argparse.Namespace, config: Config, store: Store) -> int:
     return 0 if s["severity"] == "ok" else 1
 
 
-def cmd_publish(args: argparse.Namespace, config: Config) -> int:
+@guarded
+def cmd_publish(args: argparse.Namespace, config: Config, store: Store) -> int:
+    access = authorize(args, store, config, "hotlist.publish", roles=SUPERVISOR_ROLES)
     setup_logging(config.logging.model_copy(update={"level": "warning"}))  # the link's problems, on stderr
     try:
-        entries = _parse_file(args, config).entries if args.file else []
-        if args.delta:
-            if args.base_version is None:
-                raise ValueError("--delta needs --base-version (the version the units have now)")
-            body = delta_body(entries, [normalize_pattern(p) for p in args.remove], args.version,
-                              args.base_version)
-        elif not entries:
-            raise ValueError("a snapshot needs a FILE with the whole list")
-        else:
-            body = snapshot_body(entries, args.version)
-        publish(config, body, args.delta)
-    except (ValueError, OSError, TimeoutError) as err:
+        out = publish_list(config, store, take_over=args.take_over, retained_wait_s=args.retained_wait)
+    except (PublishRefused, OSError, TimeoutError, RuntimeError) as err:
         print(f"alprd: {err}", file=sys.stderr)
         return 1
-    print(f"hotlist: version {args.version} {'delta' if args.delta else 'snapshot'} published "
-          f"({len(entries)} entries, {len(body)} bytes) to {config.uplink.host}:{config.uplink.port}")
+    access.record({"version": out.version, "base_version": out.base, "up_to_date": out.up_to_date},
+                  records=out.entries)
+    if out.note:
+        print(f"hotlist: {out.note}", file=sys.stderr)
+    broker = f"{config.uplink.host}:{config.uplink.port}"
+    if out.up_to_date:
+        print(f"hotlist: version {out.version} is the broker's retained snapshot already ({broker}); nothing to send")
+        return 0
+    delta = (f"delta from version {out.base} ({out.delta_entries} entries) and " if out.base is not None
+             else "")
+    print(f"hotlist: version {out.version} published to {broker}: {delta}snapshot ({out.entries} entries), "
+          f"{out.bytes} bytes; the broker held {f'version {out.retained.version}' if out.retained else 'none'}")
     return 0
 
 

@@ -95,6 +95,10 @@ class ParseResult:
     entries: list[Entry] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    expired: int = 0  # valid rows past their expiry: skipped, counted
+    other_files: dict[str, int] = field(default_factory=dict)  # NCIC extract: rows of files not imported, by code
+    without_plate: int = 0  # NCIC extract: person records with no vehicle
+    personal_columns: list[str] = field(default_factory=list)  # NCIC extract: dropped, never stored
 
 
 def _fold(name: str) -> str:
@@ -151,7 +155,8 @@ def today() -> str:
 
 def make_entry(fields: Mapping[str, Any], cfg: HotlistConfig, defaults: Mapping[str, Any] | None = None,
                officer_entered: bool = False) -> Entry:
-    """Validate one row whose keys may be any known alias; raises EntryError."""
+    """Validate one row whose keys may be any known alias; raises EntryError.
+    A row without a priority takes its category's from ``[hotlist] priorities``."""
     values: dict[str, Any] = dict(defaults or {})
     personal: list[str] = []
     for key, value in fields.items():
@@ -165,16 +170,18 @@ def make_entry(fields: Mapping[str, Any], cfg: HotlistConfig, defaults: Mapping[
     if personal:
         raise EntryError(f"row carries personal data ({', '.join(sorted(set(personal)))}); alprd stores "
                          "no personal data: remove those columns from the extract and import again")
+    pattern = normalize_pattern(values.get("pattern", ""))
+    category = check_category(str(values.get("category", "")), cfg)
     try:
-        priority = int(values.get("priority", DEFAULT_PRIORITY))
+        priority = int(values.get("priority", cfg.priorities.get(category, DEFAULT_PRIORITY)))
     except (TypeError, ValueError, OverflowError):
         raise EntryError(f"priority {clip(repr(values['priority']))} is not a whole number") from None
     lo, hi = PRIORITY_RANGE
     if not lo <= priority <= hi:
         raise EntryError(f"priority {priority} is outside {lo}..{hi} (1 = most urgent)")
     return Entry(
-        pattern=normalize_pattern(values.get("pattern", "")),
-        category=check_category(str(values.get("category", "")), cfg),
+        pattern=pattern,
+        category=category,
         state=_SEPARATORS.sub("", str(values.get("state", "")).upper())[:8],
         priority=priority,
         source=str(values.get("source", "")).strip(),
@@ -239,28 +246,38 @@ def _csv_records(reader: Any) -> Iterator[tuple[str, Mapping[str, Any] | csv.Err
         yield (f"line {start}" if end == start else f"lines {start}-{end}"), row
 
 
-def _csv_rows(text: str, result: ParseResult) -> Iterator[tuple[str, Row]]:
-    reader = csv.DictReader(io.StringIO(text))
+def delimited_rows(text: str, delimiter: str = ",") -> tuple[list[str], Iterator[tuple[str, Row]]]:
+    """The header and (where, row or why not) of a delimited file; EntryError if the header is unreadable."""
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     try:
         header = reader.fieldnames or []
     except csv.Error as err:
         raise EntryError(f"line 1: the header is not valid CSV ({err})") from None
+    return list(header), _checked_rows(reader, len(header))
+
+
+def _checked_rows(reader: Any, width: int) -> Iterator[tuple[str, Row]]:
+    for where, row in _csv_records(reader):
+        if isinstance(row, csv.Error):
+            yield where, EntryError(f"not valid CSV ({row}): a quote left open? fix or remove the row")
+        elif None in row or None in row.values():
+            message = f"wrong number of fields (the header has {width})"
+            if where.startswith("lines"):
+                message += "; a quoted field runs over these lines: is a quote left open?"
+            yield where, EntryError(message)
+        else:
+            yield where, row
+
+
+def _csv_rows(text: str, result: ParseResult) -> Iterator[tuple[str, Row]]:
+    header, rows = delimited_rows(text)
     folded = [_fold(h) for h in header]
     if not any(_FIELD_OF.get(f) == "pattern" for f in folded):
         raise EntryError(f"no plate column in the header {clip(repr(header))} "
                          f"(expected one of: {', '.join(FIELD_ALIASES['pattern'])})")
     result.ignored_columns = [h for h, f in zip(header, folded, strict=True)
                               if f not in _FIELD_OF and f not in PERSONAL_FIELDS]
-    for where, row in _csv_records(reader):
-        if isinstance(row, csv.Error):
-            yield where, EntryError(f"not valid CSV ({row}): a quote left open? fix or remove the row")
-        elif None in row or None in row.values():
-            message = f"wrong number of fields (the header has {len(header)})"
-            if where.startswith("lines"):
-                message += "; a quoted field runs over these lines: is a quote left open?"
-            yield where, EntryError(message)
-        else:
-            yield where, row
+    return rows
 
 
 def json_lines(lines: Iterable[str | bytes], first: int = 1) -> Iterator[tuple[str, Row]]:
@@ -296,13 +313,21 @@ def _json_rows(text: str) -> Iterator[tuple[str, Row]]:
 
 
 def parse_file_text(text: str | bytes, kind: str, cfg: HotlistConfig,
-                    defaults: Mapping[str, Any] | None = None) -> ParseResult:
-    """Parse a CSV (``kind='csv'``) or JSON hotlist file; raises EntryError if unusable as a whole."""
+                    defaults: Mapping[str, Any] | None = None, on: date | None = None) -> ParseResult:
+    """Parse a CSV (``kind='csv'``) or JSON hotlist file; raises EntryError if unusable as a whole.
+    Rows expired ``on`` (default today) are skipped and counted: they could never alert."""
     if isinstance(text, bytes):
         text = decode_file(text)
     result = ParseResult()
     rows = _csv_rows(text, result) if kind == "csv" else _json_rows(text)
-    return entries_from_rows(rows, cfg, defaults, result)
+    return drop_expired(entries_from_rows(rows, cfg, defaults, result), on)
+
+
+def drop_expired(result: ParseResult, on: date | None = None) -> ParseResult:
+    kept = [e for e in result.entries if not expired(e.expires, on)]
+    result.expired += len(result.entries) - len(kept)
+    result.entries = kept
+    return result
 
 
 def expired(entry_expires: str, on: date | None = None) -> bool:

@@ -6,15 +6,16 @@ Wire format (one MQTT message, QoS 1)::
 
 ``body`` is our JSON Lines hotlist format (what ``alprd hotlist import`` reads):
 a header line ``{"format": "alprd-hotlist/1", "type": "snapshot", "version": N,
-"issued_at": ISO}`` then one entry object a line, for a whole list (published
-retained on ``<topic_prefix>/hotlist/snapshot``); or a header ``{"format": ...,
-"type": "delta", "version": N, "base_version": M, "remove": [pattern, ...]}``
-then the entries to add, on ``<topic_prefix>/hotlist/delta``. Lines are parsed
-one at a time, so a million-entry list never exists as a million dicts at once.
+"list_id": ID, "issued_at": ISO}`` then one entry object a line, for a whole list
+(published retained on ``<topic_prefix>/hotlist/snapshot``); or a header
+``{"format": ..., "type": "delta", "version": N, "base_version": M, "list_id": ID,
+"remove": [pattern, ...]}`` then the entries to add, on ``<topic_prefix>/hotlist/delta``.
+Lines are parsed one at a time, so a million-entry list never exists as a million
+dicts at once. The department side (what publishes) is :mod:`alprd.hotlist.department`.
 
 A list is applied only if the signature verifies, its version is newer than
-the list in use, and (a delta) it continues from exactly that list; anything
-else is refused and logged, and the list in use stays. Versions only go
+the list in use, and (a delta) it continues from exactly that list: the same
+list id and version; anything else is refused and logged, and the list in use stays. Versions only go
 forward: an old signed list re-published (retained, or replayed) is refused by
 a unit that has a newer one; a fresh unit (version 0), with nothing to compare,
 refuses a snapshot whose signed ``issued_at`` is older than ``stale_after_h``.
@@ -41,7 +42,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from alprd.audit import AccessLog
-from alprd.config import Config, HotlistConfig, UplinkConfig
+from alprd.config import Config, HotlistConfig, UplinkConfig, clip
 from alprd.hotlist import repository
 from alprd.hotlist.entries import (
     Entry,
@@ -97,12 +98,12 @@ def _body(header: dict[str, Any], entries: Iterable[Entry]) -> bytes:
     return "\n".join(lines).encode()
 
 
-def snapshot_body(entries: Iterable[Entry], version: int) -> bytes:
-    return _body({"type": "snapshot", "version": version}, entries)
+def snapshot_body(entries: Iterable[Entry], version: int, list_id: str) -> bytes:
+    return _body({"type": "snapshot", "version": version, "list_id": list_id}, entries)
 
 
-def delta_body(add: Iterable[Entry], remove: Iterable[str], version: int, base_version: int) -> bytes:
-    return _body({"type": "delta", "version": version, "base_version": base_version,
+def delta_body(add: Iterable[Entry], remove: Iterable[str], version: int, base_version: int, list_id: str) -> bytes:
+    return _body({"type": "delta", "version": version, "base_version": base_version, "list_id": list_id,
                   "remove": list(remove)}, add)
 
 
@@ -136,7 +137,14 @@ def _header(body: bytes) -> tuple[dict[str, Any], int]:
         raise SyncRefused(f"not an {FORMAT} snapshot or delta")
     if not isinstance(doc.get("version"), int):
         raise SyncRefused("list has no integer version")
+    if not isinstance(doc.get("list_id", ""), str):
+        raise SyncRefused("list has a list_id that is not text")
     return doc, end + 1
+
+
+def read_header(payload: bytes, key: str) -> dict[str, Any]:
+    """The header of a correctly signed list (the publisher reads the broker's retained one)."""
+    return _header(verify(payload, key))[0]
 
 
 def _newer(doc: dict[str, Any], current: int) -> None:
@@ -170,15 +178,19 @@ def apply_message(store: Store, cfg: HotlistConfig, payload: bytes, source: str)
     """Verify and apply one sync message; raises SyncRefused with the reason."""
     body = verify(payload, cfg.sync_key)
     doc, start = _header(body)
-    version, current = doc["version"], repository.meta(store).version
+    in_use = repository.meta(store)
+    version, current, list_id = doc["version"], in_use.version, doc.get("list_id", "")
     _newer(doc, current)
     if doc["type"] == "snapshot" and current <= 0:
         _fresh_enough(doc, cfg.stale_after_h)
     errors: list[RowError] = []
     entries = iter_entries(json_lines(_lines(body, start), first=2), cfg, errors)
     if doc["type"] == "snapshot":
-        n = repository.replace_department_list(store, entries, source, version)
+        n = repository.install_snapshot(store, entries, source, version, list_id)
         return SyncOutcome("snapshot", version, n, 0, [str(e) for e in errors])
+    if not list_id or list_id != in_use.list_id:
+        raise SyncRefused(f"delta to version {version} was made from list {clip(list_id) or '(none)'}, but the list "
+                          f"in use is list {in_use.list_id or '(none)'}: waiting for a snapshot")
     if doc.get("base_version") != current:
         raise SyncRefused(f"delta to version {version} continues version {doc.get('base_version')}, but the "
                           f"list in use is version {current}: waiting for a snapshot")
@@ -294,18 +306,3 @@ class HotlistSync:
         return {"connected": self.connected, "accepted": self.accepted, "refused": self.refused,
                 "dropped": self.dropped, "ignored": self.ignored}
 
-
-def publish(config: Config, body: bytes, delta: bool, timeout_s: float = 30.0) -> None:
-    """Sign and publish one list (the department side); raises on failure."""
-    up = config.uplink
-    payload = sign(body, config.hotlist.sync_key)
-    snapshot_topic, delta_topic = topics(up)
-    link = Link(up, f"{config.device.id}-hotlist-publish")
-    link.connect()
-    try:
-        info = link.client.publish(delta_topic if delta else snapshot_topic, payload, qos=1, retain=not delta)
-        info.wait_for_publish(timeout_s)
-        if not info.is_published():
-            raise TimeoutError(f"broker {up.host}:{up.port} did not acknowledge the list in {timeout_s:g} s")
-    finally:
-        link.stop()

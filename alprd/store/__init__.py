@@ -180,6 +180,15 @@ def _hotlist_0002_generation(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_hotlist_generation ON hotlist(generation)")
 
 
+def _hotlist_0003_changes(db: sqlite_utils.Database) -> None:
+    """Which patterns each version of the department list changed, so a publish can send a delta
+    from the version the units have. A list from before has no such record: deltas start after it."""
+    db.execute("CREATE TABLE hotlist_changes (version INTEGER NOT NULL, pattern TEXT NOT NULL)")
+    db.execute("CREATE INDEX idx_hotlist_changes_version ON hotlist_changes(version)")
+    db.execute("INSERT INTO hotlist_meta (key, value) SELECT 'changes_since', value FROM hotlist_meta "
+               "WHERE key = 'version'")
+
+
 def _audit_0002_keyed(db: sqlite_utils.Database) -> None:
     """Each access record's MAC under the unit's audit secret (a file outside the
     database), so a chain re-hashed by someone without that file shows. Records
@@ -252,6 +261,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("audit_0002_keyed", _audit_0002_keyed),
     ("reads_0001_candidates", _reads_0001_candidates),
     ("screen_0001_screen", _screen_0001_screen),
+    ("hotlist_0003_changes", _hotlist_0003_changes),
 ]
 
 
