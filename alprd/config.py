@@ -90,6 +90,8 @@ class VisionConfig(Section):
     own score. ``detector_input`` is the longer side the frame is scaled to for the
     detector: 768 finds more of the small plates of a 1080p camera than the model's own
     640, at ~1.4x the detector's cost (models/plate_detector.md); 0 = the model's own.
+    ``zoom_window`` adds a pass over the middle of the view at twice the scale, where a
+    patrol car's distant plates are (25-40 px wide in 1080p), for one more detector run.
     """
 
     detector_model: Path = DEFAULT_MODELS_DIR / "plate_detector.onnx"
@@ -104,6 +106,17 @@ class VisionConfig(Section):
     # the plate syntaxes the reader expects, in order of preference (alprd.vision.formats.REGIONS)
     regions: list[Literal["us", "br", "eu"]] = Field(default_factory=lambda: ["us"], min_length=1, max_length=3)
     candidates: int = Field(default=5, ge=1, le=10, description="alternative texts kept per read")
+    # a second detector pass over this window (x1, y1, x2, y2, fractions of the frame) for distant
+    # plates (alprd.vision.zoom); [] = whole frame only
+    zoom_window: list[float] = Field(default_factory=lambda: [0.25, 0.25, 0.75, 0.75])
+
+    @field_validator("zoom_window")
+    @classmethod
+    def _window_inside_frame(cls, value: list[float]) -> list[float]:
+        if value and (len(value) != 4 or not (0 <= value[0] < value[2] <= 1 and 0 <= value[1] < value[3] <= 1)):
+            raise ValueError("zoom_window = [x1, y1, x2, y2] needs 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1 "
+                             "(fractions of the frame), or [] for no zoomed pass")
+        return value
 
     @field_validator("verifier_model", mode="before")
     @classmethod

@@ -11,7 +11,8 @@ exact-plate accuracy and within-1-edit accuracy. PP-OCRv4 runs in two modes:
 then the tallest text line, i.e. the registration number, left to right).
 Also our model with two-line splitting off, to show it costs nothing on one-line plates.
 
-``--set br`` scores the held-out Brazilian crops instead (split by plate text);
+``--set br`` scores the held-out Brazilian crops instead (split by plate text), ``--set eu`` the
+held-out teacher-read European crops; ``--regions`` decodes with those plate syntaxes;
 ``--two-line N`` scores N rendered two-line plates (no real two-line crops exist in
 the shared sets), where splitting is what makes them readable.
 
@@ -34,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
-from plate_crops import load_br, load_us
+from plate_crops import load_br, load_pseudo, load_us
 
 from alprd.plates import edit_distance, normalize_plate
 from alprd.synth import random_plate_text, render_plate
@@ -49,8 +50,12 @@ def score(preds: list[str], truths: list[str]) -> dict:
 
 
 def load_set(data: Path, which: str, split: str) -> list[tuple[str, np.ndarray, str]]:
-    """The validation (or all) crops of the US or Brazilian set, as (file, image, text)."""
-    train, val = (load_us if which == "us" else load_br)(data)
+    """The validation (or all) crops of the US, Brazilian or teacher-read European set, as (file, image, text)."""
+    if which == "eu":
+        train, val = load_pseudo(data, ROOT / ".data" / "pseudo" / "groundtruth.csv")
+        train, val = ([c for c in part if "/br/" not in c[0]] for part in (train, val))
+    else:
+        train, val = (load_us if which == "us" else load_br)(data)
     return val if split == "val" else train + val
 
 
@@ -102,7 +107,10 @@ def main() -> int:
     ap.add_argument("--model", default=str(ROOT / "models" / "plate_ocr.onnx"))
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"))
     ap.add_argument("--split", default="val", choices=["val", "all"])
-    ap.add_argument("--set", default="us", choices=["us", "br"], help="US crops (the target) or Brazilian ones")
+    ap.add_argument("--set", default="us", choices=["us", "br", "eu"],
+                    help="US crops (the target), Brazilian ones, or the teacher-read European ones "
+                         "(scripts/pseudo_label_crops.py; their text is PP-OCRv4's, not a person's)")
+    ap.add_argument("--regions", default="", help="plate regions for the decoder, e.g. eu (default: none)")
     ap.add_argument("--two-line", type=int, default=0, metavar="N",
                     help="instead, read N rendered two-line plates, with and without line splitting")
     ap.add_argument("--threads", type=int, default=1)
@@ -119,7 +127,8 @@ def main() -> int:
         print(f"{len(crops)} real {args.set.upper()} crops ({args.split} split of scripts/plate_crops.py)")
     truths = [t for *_, t in crops]
     imgs = [c for _, c, _ in crops]
-    rec = OnnxRecognizer(args.model, threads=args.threads, min_confidence=0.0)
+    regions = [r for r in args.regions.split(",") if r]
+    rec = OnnxRecognizer(args.model, threads=args.threads, min_confidence=0.0, regions=regions)
     t = time.perf_counter()
     reads = rec.read(imgs)
     ours_s = time.perf_counter() - t

@@ -281,6 +281,108 @@ class FontPlateRenderer:
         return img, tuple(lines)
 
 
+EU_COUNTRIES = ("D", "F", "I", "E", "NL", "B", "PL", "CZ", "SK", "HR", "A", "P", "GR", "RO", "BG", "H", "S",
+                "FIN", "DK", "IRL", "LT", "LV", "EST", "SLO", "L", "M", "CY", "UK", "CH", "N")
+EU_BLUE = (153, 51, 0)  # BGR of the EU band's blue (#003399)
+
+
+def eu_text(rng: np.random.Generator) -> str:
+    """Text that fits one of the European syntaxes the reader knows (alprd.vision.formats)."""
+    from alprd.vision.formats import REGIONS, parse_syntax
+
+    tokens = parse_syntax(REGIONS["eu"][int(rng.integers(len(REGIONS["eu"])))])
+    out = []
+    for t in tokens:
+        chars = sorted(t.chars)
+        out += [chars[int(rng.integers(len(chars)))] for _ in range(int(rng.integers(t.lo, t.hi + 1)))]
+    return "".join(out)
+
+
+def _groups(text: str, rng) -> list[str]:
+    """Split where letters meet digits (most European plates space, dash or seal them there)."""
+    cuts = [i for i in range(1, len(text)) if text[i].isdigit() != text[i - 1].isdigit()]
+    if not cuts or rng.random() < 0.15:
+        return [text]
+    keep = [c for c in cuts if rng.random() < 0.85] or cuts[:1]
+    return [text[a:b] for a, b in zip([0, *keep], [*keep, len(text)], strict=True)]
+
+
+class EuPlateRenderer:
+    """European plates: the blue EU band (stars, country code) at the left, sometimes a second band at
+    the right (France's region and department number, Italy's year), white or yellow reflective
+    background, groups split by spaces, dashes or Germany's two round seals. The band, its letters and
+    the seals are not part of the label: the reader must learn to leave them out (issue 19).
+    ``render(rng) -> (BGR plate, (text,))``, the same interface as ``FontPlateRenderer``."""
+
+    H = 80
+
+    def __init__(self, fonts: FontPlateRenderer):
+        self.fonts = fonts
+
+    def _band(self, img: np.ndarray, x0: int, w: int, rng, right: bool) -> None:
+        H = self.H
+        cv2.rectangle(img, (x0, 0), (x0 + w, H), EU_BLUE if rng.random() < 0.85 else _colour(rng, 80, 200), -1)
+        yellow, white = (0, 204, 255), (255, 255, 255)
+        font = self.fonts.text_fonts[int(rng.integers(len(self.fonts.text_fonts)))]
+        if right:  # a logo blob and a small number or letters, as France and Italy print them
+            cv2.circle(img, (x0 + w // 2, int(H * 0.3)), max(3, w // 4), _colour(rng, 0, 256), -1)
+            label = "".join(str(rng.choice(list(DIGITS if rng.random() < 0.7 else LETTERS)))
+                            for _ in range(int(rng.integers(2, 3))))
+        else:  # the ring of twelve stars and the country code under it
+            cx, cy, r = x0 + w / 2, H * 0.3, w * 0.3
+            for k in range(12):
+                a = 2 * np.pi * k / 12
+                cv2.circle(img, (int(cx + r * np.cos(a)), int(cy + r * np.sin(a))), max(1, w // 14), yellow, -1)
+            label = EU_COUNTRIES[int(rng.integers(len(EU_COUNTRIES)))]
+        m = _decor_mask(label, font, 40)
+        th = int(H * rng.uniform(0.22, 0.3))
+        tw = min(w - 2, int(m.shape[1] * th / m.shape[0]))
+        _paste(img, m, (x0 + (w - tw) // 2, int(H * 0.6), tw, th), white)
+
+    def render(self, rng: np.random.Generator, text: str | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
+        text = text if text is not None else eu_text(rng)
+        H = self.H
+        W = int(H * rng.uniform(3.6, 4.8))
+        bg = (255, 255, 255) if rng.random() < 0.75 else (30, 200, 250)
+        img = np.empty((H, W, 3), np.uint8)
+        img[:] = np.clip(np.array(bg, np.float32) + rng.normal(0, 10, 3), 0, 255).astype(np.uint8)
+        ink = _colour(rng, 0, 50)
+        band_w = int(H * rng.uniform(0.4, 0.55))
+        left = band_w if rng.random() < 0.9 else 0
+        if left:
+            self._band(img, 0, band_w, rng, right=False)
+        right = band_w if rng.random() < 0.15 else 0
+        if right:
+            self._band(img, W - band_w, band_w, rng, right=True)
+        font = self.fonts.text_fonts[int(rng.integers(len(self.fonts.text_fonts)))]
+        groups = _groups(text, rng)
+        sep = str(rng.choice(["space", "dash", "seal"])) if len(groups) > 1 else "space"
+        masks = [_text_mask(g, font, 64) for g in groups]
+        h = int(H * rng.uniform(0.62, 0.78))
+        squeeze = rng.uniform(0.6, 1.0)
+        widths = [m.shape[1] * h / m.shape[0] * squeeze for m in masks]
+        gap = h * (0.55 if sep == "seal" else rng.uniform(0.2, 0.45))
+        room = W - left - right - 8
+        scale = min(1.0, room / (sum(widths) + gap * (len(groups) - 1)))
+        widths, gap = [w * scale for w in widths], gap * scale
+        x = left + 4 + (room - sum(widths) - gap * (len(groups) - 1)) / 2 + rng.uniform(-3, 3)
+        y = int((H - h) / 2 + rng.integers(-3, 4))
+        for i, (m, w) in enumerate(zip(masks, widths, strict=True)):
+            _paste(img, m, (int(x), y, int(w), h), ink)
+            x += w
+            if i + 1 < len(groups):
+                gx, gy, r = int(x + gap / 2), y + h // 2, max(2, int(gap / 3))
+                if sep == "dash":
+                    cv2.rectangle(img, (gx - r, gy - 2), (gx + r, gy + 2), ink, -1)
+                elif sep == "seal" and i == 0:  # Germany: inspection sticker over the state seal
+                    cv2.circle(img, (gx, gy - r - 1), r, _colour(rng, 0, 256), -1)
+                    cv2.circle(img, (gx, gy + r + 1), r, (150, 150, 150), -1)
+                x += gap
+        if rng.random() < 0.7:
+            cv2.rectangle(img, (1, 1), (W - 2, H - 2), ink, int(rng.integers(1, 4)))
+        return img, (text,)
+
+
 def hershey_plate(rng: np.random.Generator) -> tuple[np.ndarray, tuple[str, ...]]:
     """A plate from alprd.synth (what the demo camera shows), two-line one time in ten; (plate, lines)."""
     text = random_plate_text(rng)

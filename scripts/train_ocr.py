@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from plate_context import ContextBank, in_context
 from plate_crops import load_br, load_pseudo, load_us
-from synth_plates import FontPlateRenderer, degrade_crop, hershey_plate, negative_crop
+from synth_plates import EuPlateRenderer, FontPlateRenderer, degrade_crop, hershey_plate, negative_crop
 
 from alprd.plates import edit_distance
 from alprd.vision.lines import split_lines
@@ -95,7 +95,7 @@ class PlateStream(torch.utils.data.IterableDataset):
     def __init__(self, us, br, font_dir, batch, seed, mix, pseudo=(), data=None, context_p=0.0):
         self.us, self.br, self.font_dir, self.batch, self.seed = us, br, font_dir, batch, seed
         self.pseudo, self.data, self.context_p = list(pseudo), data, context_p
-        names = ["us", "br", "pseudo", "font", "hershey", "neg"]
+        names = ["us", "br", "pseudo", "font", "eu", "hershey", "neg"]
         have = {"us": bool(us), "br": bool(br), "pseudo": bool(self.pseudo)}
         p = np.array([mix.get(n, 0.0) if have.get(n, True) else 0.0 for n in names], float)
         self.names, self.p = names, p / p.sum()
@@ -121,11 +121,11 @@ class PlateStream(torch.utils.data.IterableDataset):
                 crop = img
             else:
                 crop = degrade_crop(img, rng, strength=0.8 if r < 0.6 else 1.0)
-        elif kind in ("font", "hershey"):
-            plate, lines = fonts.render(rng) if kind == "font" else hershey_plate(rng)
+        elif kind in ("font", "eu", "hershey"):
+            plate, lines = {"font": fonts.render, "eu": self.eu.render, "hershey": hershey_plate}[kind](rng)
             crop = self._in_context(rng, fonts, plate) if len(lines) == 1 else None
             if crop is None:
-                crop = degrade_crop(plate, rng, strength=1.0 if kind == "font" else 0.8)
+                crop = degrade_crop(plate, rng, strength=0.8 if kind == "hershey" else 1.0)
             text = lines[0]
             if len(lines) == 2:  # train on what inference reads: one line cut out by split_lines
                 halves = split_lines(crop)
@@ -143,6 +143,7 @@ class PlateStream(torch.utils.data.IterableDataset):
         cv2.setNumThreads(1)
         rng = np.random.default_rng([self.seed, wid])
         fonts = FontPlateRenderer(self.font_dir)
+        self.eu = EuPlateRenderer(fonts)
         if self.context_p > 0 and self.data is not None:
             self.bank = ContextBank(self.data, seed=self.seed + wid)
         while True:
@@ -226,8 +227,17 @@ class PlateOCRCTC(nn.Module):
         return self.out(self.drop(f)).reshape(-1, (IMG_W // 8) * 2, self.ncls)
 
 
+def _through(name: str, passthrough: dict[str, str]) -> str:
+    """The tensor behind a chain of activation Quantize/DequantizeLinear nodes."""
+    while name in passthrough:
+        name = passthrough[name]
+    return name
+
+
 def load_onnx_weights(model: PlateOCRCTC, path: str) -> int:
-    """Load an exported float plate_ocr.onnx (GRU context) into ``model``; returns tensors set.
+    """Load an exported plate_ocr.onnx (GRU context; float, or int8 QDQ dequantized) into ``model``.
+
+    Returns the number of tensors set.
 
     The exporter folded each BatchNorm into its convolution, so a BN becomes the identity
     (weight 1, running mean 0, variance 1 - eps) holding the folded bias; the caller keeps
@@ -239,6 +249,17 @@ def load_onnx_weights(model: PlateOCRCTC, path: str) -> int:
 
     g = onnx.load(path).graph
     init = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in g.initializer}
+    for n in g.node:  # an int8 (QDQ) model: its weights are the dequantized initializers
+        if n.op_type == "DequantizeLinear" and n.input[0] in init:
+            q, scale, zero = (init[i].double() for i in n.input[:3])
+            if scale.ndim == 1:  # per output channel along the node's axis
+                axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
+                shape = [1] * q.ndim
+                shape[axis] = -1
+                scale, zero = scale.reshape(shape), zero.reshape(shape)
+            init[n.output[0]] = ((q - zero) * scale).float()
+    passthrough = {n.output[0]: n.input[0] for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                   and n.input[0] not in init}
     convs = [n for n in g.node if n.op_type == "Conv"]
     bns = [m for m in model.features if isinstance(m, nn.BatchNorm2d)]
     conv_mods = [m for m in model.features if isinstance(m, nn.Conv2d)]
@@ -252,7 +273,7 @@ def load_onnx_weights(model: PlateOCRCTC, path: str) -> int:
             bn.running_mean.zero_()
             bn.running_var.fill_(1.0 - bn.eps)
         mats = [n for n in g.node if n.op_type == "MatMul"]
-        adds = {i: n for n in g.node if n.op_type == "Add" for i in n.input}
+        adds = {_through(i, passthrough): n for n in g.node if n.op_type == "Add" for i in n.input}
         for node, lin in zip(mats, (model.proj, model.out), strict=True):
             lin.weight.copy_(init[node.input[1]].T)
             lin.bias.copy_(init[next(i for i in adds[node.output[0]].input if i in init)])
@@ -538,11 +559,15 @@ def main() -> int:
     ds = PlateStream(us_train, br_train, args.fonts, args.batch, args.seed, mix,
                      pseudo=pseudo_train, data=data, context_p=args.context_p)
     # held-out US crops as the daemon cuts them from a scene: fixed, generated once
-    ctx_val = []
+    ctx_val, eu_val = [], []
     if args.context_p > 0:
         bank, vrng = ContextBank(data, seed=99), np.random.default_rng(99)
         fonts_v = FontPlateRenderer(args.fonts).text_fonts
         ctx_val = [(n, in_context(c, vrng, bank, fonts_v), t) for n, c, t in us_val]
+        if mix.get("eu", 0) > 0:  # rendered European plates in context, band and all: fixed, never trained on
+            eu = EuPlateRenderer(FontPlateRenderer(args.fonts))
+            eu_val = [(f"eu{i}", in_context(p, vrng, bank, fonts_v), t[0])
+                      for i, (p, t) in enumerate(eu.render(vrng) for _ in range(300))]
         del bank
     loader = torch.utils.data.DataLoader(
         ds, batch_size=None, num_workers=args.workers, pin_memory=device.type == "cuda",
@@ -589,7 +614,7 @@ def main() -> int:
                 last_report = time.time()
                 val = score(predict(ema.module, [c for _, c, _ in us_val], device), [t for *_, t in us_val])
                 extra = {name: score(predict(ema.module, [c for _, c, _ in vs], device), [t for *_, t in vs])
-                         for name, vs in (("ctx", ctx_val), ("pseudo", pseudo_val)) if vs}
+                         for name, vs in (("ctx", ctx_val), ("eu", eu_val), ("pseudo", pseudo_val)) if vs}
                 rate = seen / (time.time() - train_start)
                 history.append({"t": round(time.time() - T0, 1), "step": step, "loss": loss_avg, **val,
                                 **{f"{k}_exact": v["exact"] for k, v in extra.items()}})
@@ -603,8 +628,8 @@ def main() -> int:
 
     # ----- pick raw or EMA weights on the validation split, export, verify
     # (in-context US crops count too when they exist: the daemon's crops look like them)
-    truths = [t for *_, t in us_val + ctx_val]
-    crops = [c for _, c, _ in us_val + ctx_val]
+    truths = [t for *_, t in us_val + ctx_val + eu_val]
+    crops = [c for _, c, _ in us_val + ctx_val + eu_val]
     candidates = {}
     for name, m in (("ema", ema.module), ("raw", model)):
         try:

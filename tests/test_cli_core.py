@@ -66,6 +66,10 @@ def test_eval_on_a_flat_folder_with_plate_truth(tmp_path, capsys):
     assert summary["exact_read_accuracy"] >= 2 / 3
     assert summary["latency_ms_median"] > 0
     assert summary["false_reads_per_image"] == 0 and summary["dropped_by_ocr"] <= 1
+    # 170 px plates in 1920-wide frames, about 2:1 boxes
+    assert summary["plates_by_width_1080p"] == {"<40": 0, "40-80": 0, "80-160": 0, ">=160": 3}
+    assert summary["recall_by_width_1080p"][">=160"] == 1.0 and summary["recall_by_width_1080p"]["<40"] is None
+    assert sum(summary["plates_by_aspect"].values()) == 3
     # a street with no plate: every read is a false read
     cv2.imwrite(str(tmp_path / "empty.jpg"), synth.street_scene(1920, 1080, np.random.default_rng(1)))
     assert main(["eval", str(tmp_path), "--json", "--regions", "br"]) == 0
@@ -85,6 +89,8 @@ def test_eval_on_a_yolo_folder(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["plates"] == 1 and summary["recall"] == 1.0
     assert summary["exact_read_accuracy"] is None  # YOLO labels carry no text
+    assert main(["eval", str(tmp_path)]) == 0
+    assert "recall_by_width_1080p: <40 n/a  40-80 n/a  80-160 n/a  >=160 1.0" in capsys.readouterr().out
 
 
 def test_eval_on_a_missing_folder_is_a_clear_error(tmp_path, capsys):

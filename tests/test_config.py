@@ -40,6 +40,7 @@ def test_values_are_typed(tmp_path):
         ('[camera]\nsource = "webcam"\n', ["camera.source", "'webcam'", "synthetic"]),
         ('[gps]\nmode = "fixed"\n', ["gps.latitude"]),
         ("[vision]\ndetector_input = 700\n", ["vision.detector_input", "700", "multiple of 32"]),
+        ("[vision]\nzoom_window = [0.8, 0.2, 0.4, 0.9]\n", ["vision.zoom_window", "x1 < x2"]),
         ("[camera\n", ["not valid TOML"]),
         ("[hotlist]\nalert_repeat_window_s = inf\n", ["hotlist.alert_repeat_window_s", "inf", "finite number"]),
         ("[gps]\nlatitude = nan\n", ["gps.latitude", "nan", "finite number"]),

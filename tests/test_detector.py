@@ -11,6 +11,7 @@ import pytest
 from alprd import synth
 from alprd.vision.base import Detection, ModelError, PlateDetector
 from alprd.vision.detector import OnnxDetector, letterbox
+from alprd.vision.zoom import ZoomedDetector
 
 MODEL = Path(__file__).resolve().parent.parent / "models" / "plate_detector.onnx"
 
@@ -160,3 +161,31 @@ def test_a_larger_input_size_is_used_only_as_far_as_the_image_has_pixels(scene):
     assert best_iou(dets, box) >= 0.6
     h, w = frame.shape[:2]
     assert all(0 <= d.x1 < d.x2 <= w and 0 <= d.y1 < d.y2 <= h for d in dets)
+
+
+def test_zoomed_pass_finds_distant_plates_the_whole_frame_pass_misses(detector):
+    """A 14 px plate near the middle of a 1080p frame is 6 px at the 768 input: only the zoomed pass sees it."""
+    zoomed = ZoomedDetector(OnnxDetector(MODEL, input_size=768), (0.25, 0.25, 0.75, 0.75))
+    whole = OnnxDetector(MODEL, input_size=768)
+    found = {"whole": 0, "zoomed": 0}
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        frame = synth.street_scene(1920, 1080, rng)
+        box = synth.paste_plate_on_car(frame, synth.render_plate("7ABC123", rng), (960 + 20 * seed, 560), 14, rng)
+        found["whole"] += best_iou(whole.detect(frame), box) >= 0.5
+        found["zoomed"] += best_iou(zoomed.detect(frame), box) >= 0.5
+    assert found["whole"] <= 2 and found["zoomed"] >= 8, found
+
+
+def test_zoomed_pass_keeps_a_plate_both_passes_find_once(scene):
+    frame, box = scene  # the plate lies inside the window too
+    dets = ZoomedDetector(OnnxDetector(MODEL, input_size=768), (0.25, 0.25, 0.75, 0.75)).detect(frame)
+    assert best_iou(dets, box) >= 0.6
+    assert sum(iou((d.x1, d.y1, d.x2, d.y2), box) > 0.3 for d in dets) == 1
+    assert dets == sorted(dets, key=lambda d: -d.score)
+
+
+@pytest.mark.parametrize("window", [(0.5, 0.2, 0.4, 0.8), (0.1, 0.1, 1.2, 0.9), (0.3, 0.3, 0.3, 0.6)])
+def test_zoom_window_outside_the_frame_is_refused(detector, window):
+    with pytest.raises(ValueError, match="zoom window"):
+        ZoomedDetector(detector, window)

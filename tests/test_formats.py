@@ -9,7 +9,7 @@ import pytest
 
 from alprd.config import VisionConfig
 from alprd.vision.ctc import align, beam_search
-from alprd.vision.formats import REGIONS, Syntaxes, parse_syntax
+from alprd.vision.formats import LOOSE_PRIOR, REGIONS, Syntaxes, parse_syntax
 from alprd.vision.ocr import ALPHABET, decode_ctc
 
 BLANK = len(ALPHABET)
@@ -83,6 +83,27 @@ def test_a_syntax_decides_a_look_alike_inside_the_search():
     assert (best.text, best.region) == ("ABC0234", "br")
     # with no syntax that fits, nothing is forced
     assert beam_search(plate("AB12"), ALPHABET, syntaxes=Syntaxes(["br"])) == []
+
+
+def test_a_text_that_fits_a_strict_syntax_outweighs_one_that_fits_only_a_loose_one():
+    # LLDDDLL fixes the last character as a letter; only the loose Austrian/Polish forms allow a 0 there
+    probs = plate("AB123CO", p6={"0": 0.55, "O": 0.45})
+    eu = Syntaxes(["eu"])
+    assert eu.region_of("AB123C0") == "eu" and eu.prior(_state(eu, "AB123C0")) == LOOSE_PRIOR
+    assert eu.prior(_state(eu, "AB123CO")) == 1.0
+    assert beam_search(probs, ALPHABET, syntaxes=eu)[0].text == "AB123CO"
+    # a clear reading is not overruled: the prior only tips a close call
+    assert beam_search(plate("AB123C0"), ALPHABET, syntaxes=eu)[0].text == "AB123C0"
+    # a region of loose syntaxes only (US) is not scaled at all
+    us = Syntaxes(["us"])
+    assert us.prior(_state(us, "ABC123")) == 1.0
+
+
+def _state(syntaxes: Syntaxes, text: str):
+    state = syntaxes.start
+    for c in text:
+        state = syntaxes.step(state, c)
+    return state
 
 
 def test_alignment_confidence_matches_greedy_on_the_greedy_text():

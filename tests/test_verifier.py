@@ -23,6 +23,7 @@ from alprd.vision.verifier import (
     apply_deltas,
     context_crop,
 )
+from alprd.vision.zoom import ZoomedDetector
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 VERIFIER = MODELS / "plate_verifier.onnx"
@@ -169,10 +170,12 @@ def test_config_switches_the_verifier_on_and_off(tmp_path):
     on = load_reader(VisionConfig())
     assert isinstance(on.detector, VerifiedDetector)
     assert VisionConfig().model_files()["verifier"] == VERIFIER
-    off_cfg = VisionConfig(verifier_model="")
+    off_cfg = VisionConfig(verifier_model="", zoom_window=[])
     assert off_cfg.verifier_model is None and "verifier" not in off_cfg.model_files()
     assert isinstance(load_reader(off_cfg).detector, OnnxDetector)
-    assert on.detector.candidates.input_size == 768  # vision.detector_input
-    assert load_reader(VisionConfig(verifier_model="", detector_input=0)).detector.input_size == 640  # the model's
+    assert isinstance(on.detector.candidates, ZoomedDetector)  # vision.zoom_window
+    assert on.detector.candidates.inner.input_size == 768  # vision.detector_input
+    model_size = load_reader(VisionConfig(verifier_model="", detector_input=0, zoom_window=[])).detector.input_size
+    assert model_size == 640  # the model's own
     with pytest.raises(ModelError):
         load_reader(VisionConfig(verifier_model=str(tmp_path / "gone.onnx")))

@@ -239,6 +239,8 @@ def cmd_eval(args: argparse.Namespace, config: Config) -> int:
         print(json.dumps(summary))
     else:
         for key, value in summary.items():
+            if isinstance(value, dict):
+                value = "  ".join(f"{k} {'n/a' if v is None else v}" for k, v in value.items())
             print(f"{key:>22}: {'n/a' if value is None else value}")
     return 0
 

@@ -17,12 +17,17 @@ if TYPE_CHECKING:
 
 
 def load_detector(cfg: VisionConfig) -> PlateDetector:
-    """The configured ONNX detector, with its verifier if one is set (what the daemon and the benchmarks run)."""
+    """The configured ONNX detector, with its zoomed pass and verifier if set (what the daemon and benchmarks run)."""
     from alprd.vision.detector import OnnxDetector
 
     alone = cfg.verifier_model is None
-    detector = OnnxDetector(cfg.detector_model, threads=cfg.threads, input_size=cfg.detector_input or None,
-                            score_threshold=cfg.detect_threshold if alone else cfg.candidate_threshold)
+    detector: PlateDetector = OnnxDetector(
+        cfg.detector_model, threads=cfg.threads, input_size=cfg.detector_input or None,
+        score_threshold=cfg.detect_threshold if alone else cfg.candidate_threshold)
+    if cfg.zoom_window:
+        from alprd.vision.zoom import ZoomedDetector
+
+        detector = ZoomedDetector(detector, tuple(cfg.zoom_window))
     if not alone:
         from alprd.vision.verifier import OnnxVerifier, VerifiedDetector
 

@@ -6,8 +6,9 @@ texts, each with its probability summed over all the alignments that spell it, s
 * a read carries its top candidates (a plate misread at the top can still hit the
   hotlist through the second one), and
 * the search can be walked through a :class:`~alprd.vision.formats.Syntaxes` automaton:
-  only prefixes that a plate syntax of the configured regions can complete grow, and each
-  region's character weights (rare letters) scale the probabilities on the way.
+  only prefixes that a plate syntax of the configured regions can complete grow, each
+  region's character weights (rare letters) scale the probabilities on the way, and a whole
+  text that fits only a loose syntax is weighed by the automaton's prior.
 
 Pure numpy + Python over a (steps, classes) array, blank last; steps where the blank
 is certain are folded in one multiplication, so a plate costs a few hundred operations.
@@ -73,8 +74,10 @@ def beam_search(probs: np.ndarray, alphabet: str, beam: int = 8, syntaxes: Synta
     out = []
     for prefix, (pb, pnb, state) in beams.items():
         region = syntaxes.accepts(state) if syntaxes is not None else None
-        if prefix and (syntaxes is None or region is not None):
-            out.append(Candidate(prefix, float(pb + pnb), region))
+        if prefix and syntaxes is None:
+            out.append(Candidate(prefix, float(pb + pnb)))
+        elif prefix and region is not None:
+            out.append(Candidate(prefix, float(pb + pnb) * syntaxes.prior(state), region))
     out.sort(key=lambda c: c.probability, reverse=True)
     return out
 

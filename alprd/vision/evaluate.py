@@ -21,6 +21,11 @@ from alprd.plates import edit_distance
 from alprd.vision.reader import PlateReader, crop_plate
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+# plate width as it would be in a 1920-pixel-wide frame of the same view (a 640-wide photo: x3)
+WIDTH_BINS = {"<40": (0, 40), "40-80": (40, 80), "80-160": (80, 160), ">=160": (160, float("inf"))}
+# box width / height: the boxes are axis-aligned, so a plate seen at an angle or rotated shows as a
+# narrower box (a square US plate box is steep; 2:1 frontal; wide: European or frontal and level)
+ASPECT_BINS = {"<1.5": (0, 1.5), "1.5-2.5": (1.5, 2.5), ">=2.5": (2.5, float("inf"))}
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,17 @@ class EvalResult:
     dropped: int = 0            # boxed plates the recogniser read as "not a plate"
     latencies_ms: list[float] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    by_width: dict[str, list[int]] = field(default_factory=lambda: {k: [0, 0] for k in WIDTH_BINS})  # found, all
+    by_aspect: dict[str, list[int]] = field(default_factory=lambda: {k: [0, 0] for k in ASPECT_BINS})
+
+    def count(self, box: tuple[float, float, float, float], image_width: int, found: bool) -> None:
+        """Tally a true plate by its width in 1080p terms and by its box's aspect (the angle proxy)."""
+        w, h = box[2] - box[0], box[3] - box[1]
+        for bins, value, table in ((WIDTH_BINS, w * 1920 / max(1, image_width), self.by_width),
+                                   (ASPECT_BINS, w / max(h, 1e-6), self.by_aspect)):
+            key = next(k for k, (lo, hi) in bins.items() if lo <= value < hi)
+            table[key][0] += found
+            table[key][1] += 1
 
     def summary(self) -> dict[str, float | int | None]:
         def ratio(a: int, b: int) -> float | None:
@@ -70,6 +86,10 @@ class EvalResult:
             "latency_ms_median": round(float(np.median(lat)), 2),
             "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
             "skipped_files": len(self.skipped),
+            "recall_by_width_1080p": {k: ratio(*v) for k, v in self.by_width.items()},
+            "plates_by_width_1080p": {k: v[1] for k, v in self.by_width.items()},
+            "recall_by_aspect": {k: ratio(*v) for k, v in self.by_aspect.items()},
+            "plates_by_aspect": {k: v[1] for k, v in self.by_aspect.items()},
         }
 
 
@@ -173,6 +193,7 @@ def evaluate(reader: PlateReader, samples: list[Sample], iou_min: float = 0.5) -
         res.reads_on_plates += sum(j >= 0 for j in match(sample.truth, [boxes[i] for i in read], iou_min))
         for truth, best in zip(sample.truth, match(sample.truth, boxes, iou_min), strict=True):
             res.plates_with_text += bool(truth.plate)
+            res.count(truth.box, image.shape[1], best >= 0)
             if best < 0:
                 continue
             res.detected += 1

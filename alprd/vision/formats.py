@@ -46,6 +46,10 @@ CATCH_ALL = frozenset({"us"})
 # (US O/Q/I at 0.2/0.5/0.6 was tried: 90.2% exact on the held-out US crops instead of 92.3%,
 # the ground truth has real O plates; so no region weighs characters today)
 CHAR_WEIGHTS: dict[str, dict[str, float]] = {}
+# a text that fits only a loose syntax (one with X: a letter or a digit) is this much less likely
+# than one that fits a syntax fixing every position: Europe's Polish and Austrian/Swiss forms
+# otherwise let "AB123C0" stand where the common LLDDDLL says the last two are letters
+LOOSE_PRIOR = 0.3
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,9 @@ class Syntaxes:
             for c in LETTERS | DIGITS:
                 weights[c] = max(weights.get(c, 0.0), CHAR_WEIGHTS.get(r, {}).get(c, 1.0))
         self.weights = weights
+        loose = [any(t.chars == LETTERS | DIGITS for t in tokens) for _, tokens in self._syntaxes]
+        top = LOOSE_PRIOR if all(loose) else 1.0  # relative: a region of loose syntaxes only is unaffected
+        self._prior = [(LOOSE_PRIOR if lo else 1.0) / top for lo in loose]
         self._step = lru_cache(maxsize=65536)(self._step_uncached)
 
     def step(self, state: State, char: str) -> State:
@@ -118,6 +125,11 @@ class Syntaxes:
                 if t == len(self._syntaxes[s][1]) - 1 and k >= self._syntaxes[s][1][t].lo}
         ranked = sorted(done, key=lambda r: (r in CATCH_ALL, self.regions.index(r)))
         return ranked[0] if ranked else None
+
+    def prior(self, state: State) -> float:
+        """How plausible a whole plate that reached ``state`` is before the model looks (0 if none)."""
+        return max((self._prior[s] for s, t, k in state
+                    if t == len(self._syntaxes[s][1]) - 1 and k >= self._syntaxes[s][1][t].lo), default=0.0)
 
     def region_of(self, text: str) -> str | None:
         """Which configured region's syntax ``text`` fits (None: none)."""
