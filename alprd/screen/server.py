@@ -167,7 +167,7 @@ class Screen:
 
     @web.middleware
     async def _session(self, request: web.Request, handler) -> web.StreamResponse:
-        if request.path in ("/login",) or request.path.startswith("/static/"):
+        if request.path == "/login" or request.path.startswith("/static/"):
             return await handler(request)
         api = request.path.startswith("/api/")
         try:
