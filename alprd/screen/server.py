@@ -252,7 +252,9 @@ class Screen:
 
     async def _health(self, request: web.Request) -> web.Response:
         """Health figures only (no stored data): not an access."""
-        return web.json_response({"health": views.health(self._status())})
+        up = self.config.uplink
+        return web.json_response({"health": views.health(self._status(), (up.backlog_warn_days,
+                                                                           up.backlog_critical_days))})
 
     async def _reads(self, request: web.Request) -> web.Response:
         def work(access):
