@@ -37,15 +37,16 @@ class Unit:
     """A running daemon (own thread and event loop) with its screen on a free port."""
 
     def __init__(self, root: Path):
-        self.config = make_config(root, camera={"source": "synthetic", "frames": 20 * 14, "realtime": True},
+        self.config = make_config(root, camera={"source": "synthetic", "frames": 0, "realtime": True},  # until stop()
                                   hotlist={"check_interval_s": 0.2, "alert_repeat_window_s": 600},
                                   screen={"enabled": True, "port": 0, "timezone": "America/Chicago"})
         self.store = Store(self.config.store.path)
         Users(self.store, self.config.policy).add("off1", "operator", PASSWORD, "2026-01-15", by=None)
         Users(self.store, self.config.policy).add("aud1", "auditor", PASSWORD, "2026-01-15", by=None)
+        Users(self.store, self.config.policy).add("off2", "operator", PASSWORD, "2026-01-15", by=None)
         probe = SyntheticSource(self.config.camera)
         probe.open()
-        self.plates = probe.upcoming_plates(14)
+        self.plates = probe.upcoming_plates(FIRST_HIT + 2)
         repository.replace_department_list(
             self.store, [Entry(p, "stolen_vehicle", priority=1, case_number="CFS-2026-41", note="grey sedan",
                                expires="2099-12-31", source="NCIC") for p in self.plates[FIRST_HIT:FIRST_HIT + 2]],
@@ -76,9 +77,10 @@ class Unit:
         return screen["url"].rstrip("/") + path
 
     def stop(self) -> None:
-        if self.loop:
+        if self.loop and self.thread.is_alive():
             self.loop.call_soon_threadsafe(self.daemon.request_stop)
         self.thread.join(30)
+        assert not self.thread.is_alive(), "the daemon did not stop"
 
     def actions(self, user: str) -> list[str]:
         return [r.action for r in AccessLog(self.store).show(user=user)]
@@ -141,6 +143,14 @@ def test_wrong_password_is_refused_and_logged(page, unit):
     assert "login failed" in page.inner_text("#login-error")
     assert "login.failed" in unit.actions("off1")
     assert page.request.get(unit.url("/api/reads")).status == 401  # no session, no data
+
+
+def test_too_many_wrong_passwords_lock_the_account_as_in_the_cli(page, unit):
+    for _ in range(unit.config.policy.max_failed_logins):
+        log_in(page, unit, user="off2", password="not the password")
+    log_in(page, unit, user="off2")  # the right password, too late
+    assert "locked" in page.inner_text("#login-error") and "/login" in page.url
+    assert "login.refused" in unit.actions("off2")
 
 
 def test_live_view_shows_reads_and_health_and_the_view_is_logged(page, unit):

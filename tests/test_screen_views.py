@@ -41,6 +41,10 @@ def test_the_health_strip_names_each_part_and_its_level():
     assert strip["broker"] == ("offline", "bad")
     assert strip["backlog"] == ("40 reads, oldest 26.0 days; 30-day transfer warning", "warn")
     assert strip["hotlist"] == ("v12, 3.5 h old", "ok")
+    no_uplink = {"storage": {"backlog": {"reads": 9, "oldest_age_h": 31 * 24.0}}}
+    strip = {h["name"]: (h["value"], h["level"]) for h in health(no_uplink)}
+    assert strip["broker"] == ("uplink off", "warn") and strip["hotlist"] == ("none loaded", "warn")
+    assert strip["backlog"] == ("9 reads, oldest 31.0 days; 30-day transfer critical", "bad")
 
 
 def test_disposition_batches_keep_the_contract_and_bad_records_are_refused_alone():

@@ -167,7 +167,7 @@ class Screen:
 
     @web.middleware
     async def _session(self, request: web.Request, handler) -> web.StreamResponse:
-        if request.path in ("/login",) or request.path.startswith("/static/"):
+        if request.path == "/login" or request.path.startswith("/static/"):
             return await handler(request)
         api = request.path.startswith("/api/")
         try:
@@ -252,7 +252,9 @@ class Screen:
 
     async def _health(self, request: web.Request) -> web.Response:
         """Health figures only (no stored data): not an access."""
-        return web.json_response({"health": views.health(self._status())})
+        up = self.config.uplink
+        return web.json_response({"health": views.health(self._status(), (up.backlog_warn_days,
+                                                                           up.backlog_critical_days))})
 
     async def _reads(self, request: web.Request) -> web.Response:
         def work(access):

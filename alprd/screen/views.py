@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from alprd.records import from_columns, parse_iso
+from alprd.uplink.pacing import backlog_severity
 
 # How each match kind is worded for an officer
 MATCH_WORDS = {
@@ -107,9 +108,10 @@ def _age(hours: float | None) -> str:
     return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
-def health(status: Mapping[str, Any]) -> list[dict[str, str]]:
+def health(status: Mapping[str, Any], transfer_days: tuple[float, float] = (25.0, 30.0)) -> list[dict[str, str]]:
     """The health strip: camera, GPS, broker, backlog and transfer, hotlist; each with a level
-    (ok / warn / bad) so the page can colour it."""
+    (ok / warn / bad) so the page can colour it. ``transfer_days``: the backlog's warning and
+    critical ages (``uplink.backlog_warn_days``, ``backlog_critical_days``)."""
     p, cam = status.get("pipeline", {}), status.get("camera", {})
     items = []
     fps = cam.get("fps", p.get("fps", 0))
@@ -123,19 +125,18 @@ def health(status: Mapping[str, Any]) -> list[dict[str, str]]:
         state = fix["state"] if fix else "no fix"
         items.append({"name": "GPS", "value": state, "level": "ok" if state == "current" else "warn"})
     up = status.get("uplink")
-    if up is None:
+    if up is None:  # no uplink: the backlog only grows, and the transfer window still counts
         items.append({"name": "broker", "value": "uplink off", "level": "warn"})
         backlog = status.get("storage", {}).get("backlog", {})
-        items.append({"name": "backlog", "value": f"{backlog.get('reads', 0)} reads, oldest "
-                      f"{_age(backlog.get('oldest_age_h'))}", "level": "ok"})
+        count, age_h = backlog.get("reads", 0), backlog.get("oldest_age_h")
+        transfer = backlog_severity(None if age_h is None else age_h * 3600, *transfer_days)
     else:
         items.append({"name": "broker", "value": "connected" if up.get("connected") else "offline",
                       "level": "ok" if up.get("connected") else "bad"})
-        days = up.get("oldest_age_days")
-        transfer = up.get("transfer", "ok")
-        items.append({"name": "backlog", "value": f"{up.get('backlog', 0)} reads, oldest "
-                      f"{_age(None if days is None else days * 24)}; 30-day transfer {transfer}",
-                      "level": {"ok": "ok", "warning": "warn"}.get(transfer, "bad")})
+        count, days, transfer = up.get("backlog", 0), up.get("oldest_age_days"), up.get("transfer", "ok")
+        age_h = None if days is None else days * 24
+    items.append({"name": "backlog", "value": f"{count} reads, oldest {_age(age_h)}; 30-day transfer {transfer}",
+                  "level": {"ok": "ok", "warning": "warn"}.get(transfer, "bad")})
     h = status.get("hotlist", {})
     items.append({"name": "hotlist", "value": f"v{h.get('version', 0)}, {_age(h.get('age_h'))} old"
                   if h.get("updated_at") else "none loaded",
