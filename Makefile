@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 
 # System tools the tests use for real: the Mosquitto broker (and mosquitto_passwd), openssl
 # for the TLS test CA, systemd-analyze to verify the unit, Chromium for the screen's browser
-# tests (Playwright drives Debian's chromium; no browser download). Installed where missing (Debian).
+# tests (Playwright drives Debian's chromium; no browser download), PostgreSQL for the department's
+# database (the tests start a throwaway cluster of their own). Installed where missing (Debian).
 TEST_TOOLS := mosquitto:mosquitto mosquitto_passwd:mosquitto openssl:openssl systemd-analyze:systemd \
-	chromium:chromium
+	chromium:chromium pg_ctlcluster:postgresql
 
 .PHONY: demo test venv lint clean test-tools
 

@@ -146,14 +146,22 @@ class PipelineConfig(Section):
 
 
 class StoreConfig(Section):
-    """Where the SQLite buffer lives."""
+    """Where the data lives: an SQLite file in ``state_dir`` (a unit; a small department), or a
+    PostgreSQL database (a department's server): ``database = "postgresql://alprd@dbhost/alprd"``,
+    the password from PGPASSWORD or ~/.pgpass, never in this file. Key files stay in ``state_dir``."""
 
     state_dir: Path = Path("state")
-    database: str = Field(default="alprd.db", min_length=1)
+    database: str = Field(default="alprd.db", min_length=1,
+                          description="SQLite file name in state_dir, or a postgresql:// URL")
     audit_secret: str = Field(default=AUDIT_SECRET_FILE, min_length=1,
                               description="access-log secret (0600): inside state_dir, or an absolute path")
     signing_key: str = Field(default=SIGNING_KEY_FILE, min_length=1,
                              description="evidence signing key (0600): inside state_dir, or an absolute path")
+
+    @property
+    def url(self) -> str | None:
+        """The PostgreSQL connection URL, when the data lives there."""
+        return self.database if self.database.startswith(("postgresql://", "postgres://")) else None
 
     @property
     def path(self) -> Path:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import glob
+import itertools
 import os
+import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -118,6 +122,96 @@ def store(tmp_path) -> Store:
     s = Store(tmp_path / "alprd.db")
     yield s
     s.close()
+
+
+class PgCluster:
+    """A throwaway PostgreSQL cluster (Debian's ``postgresql`` package) in a temporary directory, reached
+    on a Unix socket there, with durability off (it is thrown away). As root it runs as ``postgres``."""
+
+    def __init__(self):
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+        if not bins:
+            pytest.fail("PostgreSQL is not installed: run `make test`, which installs it (apt-get install postgresql)")
+        self.bin = Path(bins[-1]).parent
+        self.root = Path(tempfile.mkdtemp(prefix="alprd-pg-"))
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_user:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+        self.data = self.root / "data"
+        self._names = itertools.count(1)
+
+    def _run(self, *cmd: str) -> None:
+        subprocess.run([*self.as_user, *cmd], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "alprd", "-A", "trust", "-E", "UTF8")
+        opts = (f"-k {self.root} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
+                "-c full_page_writes=off -c max_connections=200")
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.root / "log"), "-o", opts,
+                  "start")
+
+    def stop(self) -> None:
+        subprocess.run([*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+                       check=False, capture_output=True, timeout=60)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://alprd@/{database}?host={self.root}"
+
+    def new_database(self) -> str:
+        """A new, empty database; its URL."""
+        import psycopg
+
+        name = f"t{next(self._names)}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    cluster = PgCluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """A fresh PostgreSQL database of the test's own."""
+    return pg_cluster.new_database()
+
+
+BACKENDS = ["sqlite", "postgresql"]  # a module whose rules hold on a unit and at the department runs on both
+
+
+def drop_access_log_guards(store: Store) -> None:
+    """What someone with write access to the database would do first: drop the append-only triggers."""
+    if store.dialect == "postgresql":
+        store.db.execute("DROP TRIGGER access_log_append_only ON access_log")
+    else:
+        store.db.execute("DROP TRIGGER access_log_no_update")
+        store.db.execute("DROP TRIGGER access_log_no_delete")
+
+
+def reopen(store: Store) -> Store:
+    """A second connection to the same database (another process's view)."""
+    if store.dialect == "postgresql":
+        from alprd.store.postgres import PgStore
+
+        return PgStore(store.url, store.audit_secret)
+    return Store(store.path)
+
+
+def open_backend(request, tmp_path: Path) -> Store:
+    """``store`` for ``@pytest.fixture(params=BACKENDS)``: an SQLite file, or a fresh PostgreSQL database
+    (its access-log secret in tmp_path, as a unit's is beside its file)."""
+    if request.param == "postgresql":
+        from alprd.store.postgres import PgStore
+
+        return PgStore(request.getfixturevalue("pg_url"), tmp_path / "audit.key")
+    return Store(tmp_path / "alprd.db")
 
 
 def make_config(tmp_path: Path, **sections) -> Config:

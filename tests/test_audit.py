@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -12,6 +11,8 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from conftest import BACKENDS, open_backend, reopen
+from conftest import drop_access_log_guards as drop_guards
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,13 +24,15 @@ from alprd.cli.common import authorize
 from alprd.config import Config, PolicyConfig
 from alprd.store import Store
 
+
+@pytest.fixture(params=BACKENDS)
+def store(request, tmp_path):
+    """The rules hold on a unit's SQLite and on the department's PostgreSQL alike."""
+    s = open_backend(request, tmp_path)
+    yield s
+    s.close()
+
 PASSWORD = "correct horse battery"
-
-
-def drop_guards(store) -> None:
-    """What someone with write access to the file would do first."""
-    store.db.execute("DROP TRIGGER access_log_no_update")
-    store.db.execute("DROP TRIGGER access_log_no_delete")
 
 
 def ns(**kw) -> argparse.Namespace:
@@ -71,9 +74,9 @@ def test_intact_log_verifies_and_links(log):
 
 
 def test_log_is_append_only_while_triggers_stand(log, store):
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(store.integrity_error, match="append-only"):
         store.db.execute("UPDATE access_log SET records = 0 WHERE seq = 2")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(store.integrity_error, match="append-only"):
         store.db.execute("DELETE FROM access_log WHERE seq = 2")
 
 
@@ -135,8 +138,8 @@ def rehash_plainly(store, keep_mac: bool) -> None:
     store.db.execute("UPDATE audit_head SET hash = ?", [prev])
 
 
-def test_records_are_keyed_by_a_secret_outside_the_database(log, store):
-    assert store.audit_secret == store.path.parent / "audit.key"
+def test_records_are_keyed_by_a_secret_outside_the_database(log, store, tmp_path):
+    assert store.audit_secret == tmp_path / "audit.key"  # beside the file (a unit), or in state_dir
     assert store.audit_secret.stat().st_mode & 0o777 == 0o600
     assert len(store.audit_secret.read_bytes()) == 32
     assert all(r.mac and len(r.mac) == 64 for r in log.show())
@@ -348,7 +351,7 @@ def test_parallel_logins_check_no_more_passwords_than_the_limit(users, store):
     outcomes: list[str] = []
 
     def guess(i: int) -> None:
-        other = Store(store.path)
+        other = reopen(store)
         try:
             start.wait()
             Users(other, PolicyConfig(max_failed_logins=5)).authenticate("op1", f"guess number {i:02d}")

@@ -307,16 +307,15 @@ class AccessLog:
             "ts": utc_now(), "username": username, "action": action, "query": _query_text(query),
             "case_number": case_number or None, "reason": reason or None, "records": int(records),
         }
-        with self.store.transaction() as db:
-            if not db.conn.in_transaction:  # other processes append too: take the write lock first
-                db.execute("BEGIN IMMEDIATE")
+        with self.store.transaction() as db:  # the write lock: other processes append too
             secret, created = self._secret(db)
             last = db.execute("SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
             digest = record_hash(prev, fields)
             row = {"seq": seq, **fields, "prev_hash": prev, "hash": digest, "mac": record_mac(secret, seq, digest)}
             db["access_log"].insert(row)
-            db.execute("INSERT OR REPLACE INTO audit_head(id, seq, hash) VALUES (1, ?, ?)", [seq, digest])
+            db.execute("INSERT INTO audit_head(id, seq, hash) VALUES (1, ?, ?) "
+                       "ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash", [seq, digest])
             self._advance_anchor(secret, Anchor(seq, digest, seq) if created else None, seq, digest)
         if self.journal:
             with contextlib.suppress(ValueError, OSError):  # a closed log stream must not fail the record

@@ -158,7 +158,7 @@ class Users:
 
     def set_disabled(self, username: str, disabled: bool, by: str | None) -> User:
         if disabled and self.require(username).role is Role.ADMINISTRATOR and not self.store.query(
-                "SELECT 1 FROM users WHERE role = ? AND NOT disabled AND username != ?",
+                "SELECT 1 FROM users WHERE role = ? AND disabled = 0 AND username != ?",
                 [Role.ADMINISTRATOR.value, username]):
             raise AuthError(f"{username} is the only enabled administrator: add or enable another administrator "
                             "first, or nobody could manage accounts")

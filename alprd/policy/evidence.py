@@ -72,7 +72,7 @@ def get_hold(store: Store, hold_id: int) -> Hold:
 
 
 def list_holds(store: Store, case_number: str | None = None, active_only: bool = False) -> list[Hold]:
-    where = ["1"]
+    where = ["TRUE"]
     params: list[Any] = []
     if case_number:
         where.append("h.case_number = ?")

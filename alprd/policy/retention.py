@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,9 +33,10 @@ BATCH = 2000  # reads per transaction: the pipeline's inserts wait at most one b
 _HELD = ("EXISTS (SELECT 1 FROM hold_reads hr JOIN evidence_holds h ON h.id = hr.hold_id "
          "WHERE hr.read_id = reads.id AND h.released_at IS NULL)")
 _ARCHIVE = ("INSERT INTO usage_archive (month, metric, n) {select} "
-            "ON CONFLICT (month, metric) DO UPDATE SET n = n + excluded.n")
+            "ON CONFLICT (month, metric) DO UPDATE SET n = usage_archive.n + excluded.n")
 _IDS = "(SELECT value FROM json_each(:ids))"
 _PAST = "(ts < :cutoff OR uploaded_at < :cutoff)"  # the earlier of capture and upload: before the cutoff
+_EARLIER = "CASE WHEN uploaded_at < ts THEN uploaded_at ELSE ts END"  # the month it is archived under
 
 
 def cutoff_for(now: datetime, retention_days: int) -> str:
@@ -63,7 +63,7 @@ def _purge_batch(store: Store, cutoff: str) -> tuple[int, int]:
         if not ids:
             return 0, 0
         p = {"ids": json.dumps(ids)}
-        db.execute(_ARCHIVE.format(select=f"SELECT substr(min(ts, uploaded_at), 1, 7), 'reads', count(*) FROM reads "
+        db.execute(_ARCHIVE.format(select=f"SELECT substr({_EARLIER}, 1, 7), 'reads', count(*) FROM reads "
                                           f"WHERE id IN {_IDS} GROUP BY 1"), p)
         db.execute(_ARCHIVE.format(select=f"SELECT substr(ts, 1, 7), 'hits:' || coalesce(category, '?'), count(*) "
                                           f"FROM alerts WHERE read_id IN {_IDS} GROUP BY 1, 2"), p)
@@ -91,7 +91,7 @@ def purge(store: Store, retention_days: int, now: datetime | None = None, by: st
             deleted, alerts = deleted + n, alerts + a
             if not n or stop():
                 break
-    except sqlite3.IntegrityError as err:
+    except store.integrity_error as err:
         raise StoreError(f"purge stopped after {deleted} reads: another table still points at a read ({err}); "
                          "that table's owner must delete or unlink its rows with the read") from None
     held = store.query(f"SELECT count(*) AS n FROM reads WHERE {_PAST} AND {_HELD}", {"cutoff": cutoff})[0]["n"]

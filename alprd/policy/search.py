@@ -4,7 +4,8 @@ A partial plate uses ``?`` for one unknown character and ``*`` for any run of
 them. How it is answered depends on the pattern (see :func:`plate_strategy`):
 an exact plate or a known start uses the plate index; a pattern with three or
 more known characters in a row anywhere goes through the trigram FTS5 index
-(``reads_plate_fts``); anything vaguer scans the plate index. Every strategy
+(``reads_plate_fts``; on PostgreSQL the trigram GIN index serves ``GLOB`` itself);
+anything vaguer scans the plate index. Every strategy
 ends with the same ``plate GLOB`` test, so they differ only in speed. A read
 whose OCR candidates (``read_candidates``) match is found as well: a plate
 misread at the top is still found by its right text.
@@ -76,8 +77,8 @@ class SearchQuery:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-def build_sql(q: SearchQuery, columns: str = "*") -> tuple[str, dict[str, Any]]:
-    """SQL and parameters for a query (pure), newest reads first."""
+def build_sql(q: SearchQuery, columns: str = "*", fts: bool = True) -> tuple[str, dict[str, Any]]:
+    """SQL and parameters for a query (pure), newest reads first; ``fts``: SQLite's trigram table exists."""
     where: list[str] = []
     params: dict[str, Any] = {"limit": q.limit}
     if q.plate is not None:
@@ -89,7 +90,7 @@ def build_sql(q: SearchQuery, columns: str = "*") -> tuple[str, dict[str, Any]]:
             where.append("(plate = :plate OR id IN (SELECT read_id FROM read_candidates WHERE plate = :plate))")
         else:
             on_plate = "plate GLOB :plate"
-            if strategy == "trigram":
+            if strategy == "trigram" and fts:
                 on_plate += " AND seq IN (SELECT rowid FROM reads_plate_fts WHERE plate GLOB :plate)"
             where.append(f"(({on_plate}) OR id IN (SELECT read_id FROM read_candidates WHERE plate GLOB :plate))")
     if q.since:
@@ -110,7 +111,7 @@ def build_sql(q: SearchQuery, columns: str = "*") -> tuple[str, dict[str, Any]]:
 
 def search(store: Store, q: SearchQuery) -> list[dict[str, Any]]:
     """The matching reads (with their crops), newest first, at most ``q.limit``."""
-    sql, params = build_sql(q)
+    sql, params = build_sql(q, fts=store.dialect == "sqlite")
     return store.query(sql, params)
 
 

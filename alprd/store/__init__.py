@@ -289,6 +289,10 @@ def _private(path: Path) -> None:
 class Store:
     """Thread-safe access to the database; one instance per process."""
 
+    dialect = "sqlite"  # PgStore (alprd.store.postgres): "postgresql"
+    integrity_error: type[Exception] = sqlite3.IntegrityError
+    write_errors: tuple[type[Exception], ...] = (sqlite3.OperationalError,)  # locked, full: try again later
+
     def __init__(self, path: str | Path, audit_secret: Path | None = None, readonly: bool = False):
         """Open (creating and migrating) the database; ``readonly`` (diagnostics) never writes nor migrates."""
         self.path = Path(path)
@@ -349,11 +353,13 @@ class Store:
 
     # -- transactions ---------------------------------------------------------
     @contextmanager
-    def transaction(self) -> Iterator[sqlite_utils.Database]:
+    def transaction(self, exclusive: bool = True) -> Iterator[sqlite_utils.Database]:
         """Serialise writers across threads and commit or roll back as one unit.
 
         The explicit BEGIN matters: sqlite-utils commits each ``db.execute`` by
         itself unless a transaction is already open. Nested use joins the outer one.
+        SQLite has one writer at a time whatever ``exclusive`` says (PostgreSQL lets
+        idempotent writes such as the ingest's run side by side).
         """
         with self._lock:
             conn = self.db.conn
@@ -432,5 +438,10 @@ class Store:
 
 
 def open_store(cfg: StoreConfig) -> Store:
-    """The store as configured, with its access-log secret where the configuration says."""
+    """The store as configured (SQLite, or PostgreSQL for ``database = "postgresql://..."``), with its
+    access-log secret where the configuration says."""
+    if cfg.url:
+        from alprd.store.postgres import PgStore  # psycopg only where a department uses PostgreSQL
+
+        return PgStore(cfg.url, cfg.audit_secret_path)
     return Store(cfg.path, cfg.audit_secret_path)
