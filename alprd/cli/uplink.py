@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import socket
 import sys
-import threading
 import time
 from pathlib import Path
 
 from alprd.config import Config
 from alprd.log import setup_logging
+from alprd.policy.retention import RetentionService
+from alprd.server import FleetStore
 from alprd.store import StoreError, open_store
 from alprd.uplink.ingest import Ingest, IngestDB
 from alprd.uplink.link import claim_client_id
@@ -32,6 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shared", metavar="GROUP",
                    help="share reads and alerts with other receivers in GROUP ($share/GROUP/...)")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("server", help="department side: every unit's uploads into the department database "
+                                      "([store] database: PostgreSQL or SQLite), purged on its own retention")
+    p.add_argument("--client-id", help="stable id: the broker keeps this server's queue under it (default "
+                                        "alprd-server-HOST, -2, -3... for more servers on the host)")
+    p.add_argument("--shared", metavar="GROUP",
+                   help="share the uploads with the other servers in GROUP (MQTT 5 $share/GROUP/...)")
+    p.set_defaults(func=cmd_server)
 
 
 def cmd_upload(args: argparse.Namespace, config: Config) -> int:
@@ -80,18 +90,53 @@ def cmd_ingest(args: argparse.Namespace, config: Config) -> int:
         client_id, lock = claim_client_id(f"alprd-ingest-{socket.gethostname()}", args.db.parent)
     db = IngestDB(args.db)
     ingest = Ingest(config.uplink, db, client_id, args.shared)
-    done = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: done.set())
-    ingest.start()
-    ingest.log.info("ingest_started", db=str(args.db), shared=args.shared)
     try:
-        while not done.wait(60):
-            ingest.log.info("ingest_stats", connected=ingest.link.connected, error=ingest.link.error,
-                            **ingest.stats)
+        asyncio.run(_receive(ingest, db=str(args.db), shared=args.shared))
     finally:
-        ingest.stop()
         db.close()
         if lock:
             lock.close()
     return 0
+
+
+def cmd_server(args: argparse.Namespace, config: Config) -> int:
+    setup_logging(config.logging)
+    try:
+        store = open_store(config.store)
+    except StoreError as err:
+        print(f"alprd: {err}", file=sys.stderr)
+        return 1
+    client_id, lock = args.client_id, None
+    if not client_id:  # the lock in state_dir holds the id while this server runs
+        config.store.state_dir.mkdir(parents=True, exist_ok=True)
+        client_id, lock = claim_client_id(f"alprd-server-{socket.gethostname()}", config.store.state_dir)
+    ingest = Ingest(config.uplink, FleetStore(store), client_id, args.shared)
+    try:
+        asyncio.run(_receive(ingest, RetentionService(store, config.policy), db=str(store.path), shared=args.shared))
+    finally:
+        store.close()
+        if lock:
+            lock.close()
+    return 0
+
+
+async def _receive(ingest: Ingest, retention: RetentionService | None = None, **about: str | None) -> None:
+    """Receive (the MQTT thread) and purge (on schedule) until SIGTERM / Ctrl-C; stats every minute."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    ingest.start()
+    ingest.log.info("ingest_started", **about)
+    purging = asyncio.create_task(retention.run(stop)) if retention else None
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 60)
+            ingest.log.info("ingest_stats", connected=ingest.link.connected, error=ingest.link.error,
+                            **ingest.stats)
+    finally:
+        stop.set()
+        if purging:
+            await purging
+        await asyncio.to_thread(ingest.stop)

@@ -249,6 +249,20 @@ def _screen_0001_screen(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_bolo_uploads_unsent ON bolo_uploads(uploaded_at)")
 
 
+def _server_0001_fleet(db: sqlite_utils.Database) -> None:
+    """What the department's server adds (:mod:`alprd.server`; empty on a unit): which unit sent an
+    alert and when it arrived, each unit's latest status, the messages refused at ingest, and the
+    fleet-wide look-ups by unit and time."""
+    db.execute("ALTER TABLE alerts ADD COLUMN device_id TEXT")
+    db.execute("ALTER TABLE alerts ADD COLUMN received_at TEXT")
+    db.execute("CREATE INDEX idx_reads_device_ts ON reads(device_id, ts)")
+    db.execute("CREATE INDEX idx_alerts_device_ts ON alerts(device_id, ts)")
+    db["devices"].create({"device_id": str, "state": str, "status": str, "heartbeat": str, "updated_at": str},
+                         pk="device_id")
+    db["refused"].create({"id": int, "received_at": str, "topic": str, "error": str, "size": int,
+                          "payload": bytes}, pk="id")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 
 # Append only. The position in this list is the schema version it brings.
@@ -262,6 +276,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("reads_0001_candidates", _reads_0001_candidates),
     ("screen_0001_screen", _screen_0001_screen),
     ("hotlist_0003_changes", _hotlist_0003_changes),
+    ("server_0001_fleet", _server_0001_fleet),
 ]
 
 

@@ -51,6 +51,8 @@ class IngestStore(Protocol):
     """Where a receiver stores what it accepted, and what it refused; each write idempotent and committed
     on return (a receipt follows it). SQLite here; a department's server database implements the same."""
 
+    write_errors: tuple[type[Exception], ...]  # the database cannot be written now: leave the message queued
+
     def add_batch(self, batch: Batch, received_at: str) -> tuple[int, int]: ...
     def add_alert(self, alert_id: str, device_id: str, payload: str, received_at: str) -> None: ...
     def add_dispositions(self, batch: RecordBatch, received_at: str) -> tuple[int, int]: ...
@@ -60,7 +62,10 @@ class IngestStore(Protocol):
 
 
 class IngestDB:
-    """The receiver's own SQLite database; every write is idempotent."""
+    """A receiver's own SQLite file, with no policy on it (to try a unit's uplink); every write is idempotent.
+    The department keeps its data with ``alprd server`` (:mod:`alprd.server`)."""
+
+    write_errors = (sqlite3.OperationalError,)
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -198,7 +203,7 @@ class Ingest:
         now = datetime.now(UTC)
         try:
             receipt = self._store(msg, now)
-        except sqlite3.OperationalError as err:
+        except self.db.write_errors as err:
             # The database cannot be written (locked, full): not acknowledged, delivered again on reconnect.
             self.log.error("ingest_write_failed", topic=msg.topic, error=str(err))
             return
