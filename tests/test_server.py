@@ -95,6 +95,7 @@ def test_units_and_a_server_killed_mid_write_store_every_read_exactly_once(tmp_p
         found = search(fleet, SearchQuery(plate="*AB0399"))
         assert sorted((r["plate"], r["device_id"]) for r in found) == [
             ("1AB0399", "car1"), ("2AB0399", "car2"), ("3AB0399", "car3")]
+        assert [r["plate"] for r in search(fleet, SearchQuery(plate="*AB0399", device="car2"))] == ["2AB0399"]
         assert purge(fleet, 1).deleted == 0  # nothing is past the department's retention yet
         assert AccessLog(fleet).verify() == []
     finally:

@@ -34,6 +34,7 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--from", dest="since", metavar="WHEN", help="UTC date or date-time, inclusive")
     g.add_argument("--to", dest="until", metavar="WHEN", help="UTC date (that whole day) or date-time, exclusive")
     g.add_argument("--camera", help="camera id")
+    g.add_argument("--unit", help="unit (device id): at the department, the reads of one car or site")
     g.add_argument("--box", metavar="LAT0,LON0,LAT1,LON1", help="area: south-west and north-east corners")
     g.add_argument("--limit", type=int, default=1000, help="at most this many reads, newest first (default 1000)")
 
@@ -48,7 +49,7 @@ def query_from_args(args: argparse.Namespace) -> SearchQuery:
         if len(box) != 4:
             raise ValueError(f"--box {args.box!r}: write four numbers LAT0,LON0,LAT1,LON1")
     return SearchQuery(plate=args.plate, since=parse_time(args.since), until=parse_time(args.until, end=True),
-                       camera=args.camera, box=box, limit=args.limit)
+                       camera=args.camera, device=args.unit, box=box, limit=args.limit)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -57,6 +57,7 @@ class SearchQuery:
     since: str | None = None  # UTC ISO, inclusive
     until: str | None = None  # UTC ISO, exclusive
     camera: str | None = None
+    device: str | None = None  # the unit (at the department, whose data is every unit's)
     box: tuple[float, float, float, float] | None = None  # lat_min, lon_min, lat_max, lon_max
     limit: int = 1000
 
@@ -85,14 +86,17 @@ def build_sql(q: SearchQuery, columns: str = "*", fts: bool = True) -> tuple[str
         pattern = plate_pattern(q.plate)
         params["plate"] = pattern
         strategy = plate_strategy(pattern)
-        # a read whose OCR candidates include the plate is found too (its top text was a misread)
+        # a read whose OCR candidates include the plate is found too (its top text was a misread); a UNION
+        # of two index look-ups, which both databases plan as such (an OR across them is a full scan)
         if strategy == "exact":
-            where.append("(plate = :plate OR id IN (SELECT read_id FROM read_candidates WHERE plate = :plate))")
+            on_plate = "plate = :plate"
+            on_candidates = "plate = :plate"
         else:
-            on_plate = "plate GLOB :plate"
+            on_plate = on_candidates = "plate GLOB :plate"
             if strategy == "trigram" and fts:
                 on_plate += " AND seq IN (SELECT rowid FROM reads_plate_fts WHERE plate GLOB :plate)"
-            where.append(f"(({on_plate}) OR id IN (SELECT read_id FROM read_candidates WHERE plate GLOB :plate))")
+        where.append(f"id IN (SELECT id FROM reads WHERE {on_plate} "
+                     f"UNION SELECT read_id FROM read_candidates WHERE {on_candidates})")
     if q.since:
         where.append("ts >= :since")
         params["since"] = q.since
@@ -102,6 +106,9 @@ def build_sql(q: SearchQuery, columns: str = "*", fts: bool = True) -> tuple[str
     if q.camera:
         where.append("camera_id = :camera")
         params["camera"] = q.camera
+    if q.device:
+        where.append("device_id = :device")
+        params["device"] = q.device
     if q.box:
         where.append("lat BETWEEN :lat0 AND :lat1 AND lon BETWEEN :lon0 AND :lon1")
         params.update(zip(("lat0", "lon0", "lat1", "lon1"), q.box, strict=True))
