@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import date
 
 import pytest
+from conftest import BACKENDS, open_backend
 from test_hotlist_alerts import cli  # noqa: F401 - the logged-in command line fixture
 
 from alprd.config import HotlistConfig
@@ -133,6 +134,19 @@ def test_denied_categories_come_from_the_config():
         make_entry({"plate": "ABC123", "category": "BOLO"}, cfg)
 
 
+@pytest.fixture
+def store(request, tmp_path):
+    """SQLite; or, for a test parametrized with ``indirect=True``, each backend (the department's list
+    lives in its server's database)."""
+    s = open_backend(request, tmp_path) if hasattr(request, "param") else Store(tmp_path / "alprd.db")
+    yield s
+    s.close()
+
+
+on_both = pytest.mark.parametrize("store", BACKENDS, indirect=True)
+
+
+@on_both
 def test_department_list_swap_keeps_officer_entries_and_bumps_revision(store):
     officer = Entry("OFF111", "bolo", officer_entered=True)
     repository.add_officer_entry(store, officer)
@@ -203,6 +217,7 @@ def test_swap_under_concurrent_reads_never_shows_half_a_list(store, monkeypatch)
     assert problems == []
 
 
+@on_both
 def test_a_load_that_fails_half_way_leaves_the_old_list(store, monkeypatch):
     monkeypatch.setattr(repository, "CHUNK_ROWS", 100)
     repository.replace_department_list(store, [Entry("OLD111", "bolo")], "old", version=1)
@@ -221,6 +236,7 @@ def test_a_load_that_fails_half_way_leaves_the_old_list(store, monkeypatch):
     assert store.query("select pattern from hotlist") == [{"pattern": "NEW222"}]
 
 
+@on_both
 def test_a_change_made_here_takes_the_next_version_and_no_change_keeps_it(store):
     """Issue 22 (2): an import that changed the list kept its version, so units took it for the old one."""
     first = [Entry("ABC123", "stolen_vehicle", entered="2026-11-01"), Entry("DEF456", "stolen_plate")]

@@ -47,9 +47,9 @@ NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
 
 
 def add_read(store, plate="ABC1234", days_ago=0.0, uploaded=True, camera="cam0", lat=None, lon=None,
-             crop=b"\xff\xd8fake-jpeg") -> str:
+             crop=b"\xff\xd8fake-jpeg", device="dev1") -> str:
     ts = iso(NOW - timedelta(days=days_ago))
-    read = Read(plate, 0.9, (0.9,) * len(plate), camera, "dev1", ts=ts, lat=lat, lon=lon, crop_jpeg=crop)
+    read = Read(plate, 0.9, (0.9,) * len(plate), camera, device, ts=ts, lat=lat, lon=lon, crop_jpeg=crop)
     store.insert_read(read)
     if uploaded:
         store.mark_uploaded([read.id], when=ts)
@@ -438,6 +438,17 @@ def test_report_counts_live_and_purged_data(store, tmp_path):
     chart = cv2.imread(str(paths[2]))
     assert chart is not None and chart.shape == (520, 960, 3)
     assert (chart < 250).any(axis=2).mean() > 0.01  # bars and labels drawn
+
+
+def test_the_report_breaks_the_fleet_down_by_unit_purged_months_included(store):
+    add_alert(store, add_read(store, "OLD100", days_ago=45, device="car1"), "stolen_vehicle")  # purged below
+    add_read(store, "NEW100", days_ago=1, device="car1")
+    add_alert(store, add_read(store, "NEW200", days_ago=1, device="car2"), "amber_alert")
+    assert purge(store, 30, now=NOW).deleted == 1
+    rep = report.gather(store, "2026-01-01T00:00:00.000000Z", iso(datetime.now(UTC) + timedelta(days=1)))
+    assert rep.reads_by_unit == {"car1": 2, "car2": 1} and rep.hits_by_unit == {"car1": 1, "car2": 1}
+    assert "| car1 | 2 | 1 |" in report.render_markdown(rep)
+    assert ["reads_by_unit", "car2", "1"] in list(csv.reader(io.StringIO(report.render_csv(rep))))
 
 
 def test_report_flags_a_tampered_log(store):

@@ -137,7 +137,7 @@ def _purge(store: Store, below: int, only: int | None = None) -> None:
     while True:
         with store.transaction() as db:
             n = db.conn.execute(
-                f"delete from hotlist where rowid in (select rowid from hotlist where officer_entered = 0 "
+                f"delete from hotlist where id in (select id from hotlist where officer_entered = 0 "
                 f"and generation > 0 and {cond} limit {CHUNK_ROWS})", [arg]).rowcount
         if n < CHUNK_ROWS:
             return
@@ -190,10 +190,10 @@ def _diff(store: Store, old: int, new: int) -> tuple[int, int, int, list[str]]:
     rows = f"select {_VALUES} from hotlist where {_DEPARTMENT}"
 
     def count(op: str, first: int, second: int) -> int:
-        return store.query(f"select count(*) as n from ({rows} {op} {rows})", [first, second])[0]["n"]
+        return store.query(f"select count(*) as n from ({rows} {op} {rows}) as c", [first, second])[0]["n"]
 
     patterns = [r["pattern"] for r in store.query(
-        f"select pattern from ({rows} except {rows}) union select pattern from ({rows} except {rows})",
+        f"select pattern from ({rows} except {rows}) as a union select pattern from ({rows} except {rows}) as b",
         [new, old, old, new])]
     return count("except", new, old), count("except", old, new), count("intersect", old, new), patterns
 
@@ -294,7 +294,7 @@ def add_officer_entry(store: Store, entry: Entry, entered_by: str | None = None)
     """Put an officer's plate in service at once; with ``entered_by``, also queue it as a BOLO for the
     department (the uplink sends ``bolo_uploads``)."""
     with store.transaction() as db:
-        cur = db.conn.execute(_INSERT, _row(entry, 0))
+        entry_id = db["hotlist"].insert(dict(zip(_COLUMNS, _row(entry, 0), strict=True))).last_pk
         _bump(db, False)
         if entered_by:
             db["bolo_uploads"].insert({
@@ -303,7 +303,7 @@ def add_officer_entry(store: Store, entry: Entry, entered_by: str | None = None)
                 # an entry is valid through its expiry day
                 "expires_at": f"{entry.expires}T23:59:59.999999Z" if entry.expires else None,
                 "entered_by": entered_by, "entered_at": utc_now(), "uploaded_at": None})
-        return cur.lastrowid
+        return entry_id
 
 
 def remove_officer_entries(store: Store, pattern: str) -> int:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from alprd.audit import AccessLog
-from alprd.policy.retention import PENDING
+from alprd.policy.retention import PENDING, UNIT_OF_ALERT
 from alprd.records import utc_now
 from alprd.store import Store
 
@@ -35,6 +35,8 @@ class UsageReport:
     reads_by_month: Counter = field(default_factory=Counter)
     hits_by_month: Counter = field(default_factory=Counter)
     hits_by_category: Counter = field(default_factory=Counter)
+    reads_by_unit: Counter = field(default_factory=Counter)  # the fleet's breakdown (one unit: itself)
+    hits_by_unit: Counter = field(default_factory=Counter)
     dispositions: Counter = field(default_factory=Counter)
     searches: list[tuple[str, str, int, int]] = field(default_factory=list)  # user, purpose, searches, records
     access_by_action: Counter = field(default_factory=Counter)
@@ -81,6 +83,12 @@ def gather(store: Store, since: str, until: str) -> UsageReport:
         rep.hits_by_month[r["m"]] += r["n"]
         rep.hits_by_category[r["c"]] += r["n"]
         rep.dispositions[r["d"]] += r["n"]
+    for r in store.query("SELECT coalesce(device_id, '?') AS u, count(*) AS n FROM reads WHERE ts >= ? AND ts < ? "
+                         "GROUP BY u", span):
+        rep.reads_by_unit[r["u"]] += r["n"]
+    for r in store.query(f"SELECT {UNIT_OF_ALERT} AS u, count(*) AS n FROM alerts WHERE ts >= ? AND ts < ? "
+                         "GROUP BY u", span):
+        rep.hits_by_unit[r["u"]] += r["n"]
     for r in store.query("SELECT month, metric, n FROM usage_archive WHERE month BETWEEN :first AND :last", archive):
         kind, _, key = r["metric"].partition(":")
         if kind == "reads":
@@ -90,6 +98,10 @@ def gather(store: Store, since: str, until: str) -> UsageReport:
             rep.hits_by_category[key] += r["n"]
         elif kind == "disposition":
             rep.dispositions[key] += r["n"]
+        elif kind == "unit_reads":
+            rep.reads_by_unit[key] += r["n"]
+        elif kind == "unit_hits":
+            rep.hits_by_unit[key] += r["n"]
     rep.searches = [(r["u"], r["p"], r["n"], r["records"]) for r in store.query(
         "SELECT coalesce(username, '-') AS u, coalesce('case ' || case_number, reason, '-') AS p, count(*) AS n, "
         "sum(records) AS records FROM access_log WHERE action = 'search' AND ts >= ? AND ts < ? "
@@ -131,6 +143,9 @@ def render_markdown(rep: UsageReport, chart_file: str | None = "chart.png") -> s
     out += ["## Reads and hits per month", ""]
     out += _table(["month", "reads", "hits"],
                   [[m, rep.reads_by_month[m], rep.hits_by_month[m]] for m in rep.months])
+    out += ["", "## Reads and hits by unit", ""]
+    out += _table(["unit", "reads", "hits"], [[u, rep.reads_by_unit[u], rep.hits_by_unit[u]]
+                                              for u in sorted(set(rep.reads_by_unit) | set(rep.hits_by_unit))])
     out += ["", "## Hits by category", ""]
     out += _table(["category", "hits"], [[c, n] for c, n in rep.hits_by_category.most_common()])
     out += ["", "## Alert verification (NCIC/state check before any action)", ""]
@@ -157,6 +172,8 @@ def render_csv(rep: UsageReport) -> str:
     rows: list[tuple[str, str, Any]] = [("period", "since", rep.since), ("period", "until", rep.until)]
     rows += [("reads_by_month", m, rep.reads_by_month[m]) for m in rep.months]
     rows += [("hits_by_month", m, rep.hits_by_month[m]) for m in rep.months]
+    rows += [("reads_by_unit", u, n) for u, n in sorted(rep.reads_by_unit.items())]
+    rows += [("hits_by_unit", u, n) for u, n in sorted(rep.hits_by_unit.items())]
     rows += [("hits_by_category", c, n) for c, n in rep.hits_by_category.most_common()]
     rows += [("alert_disposition", d, n) for d, n in rep.dispositions.most_common()]
     rows += [("searches", f"{u} / {p}", n) for u, p, n, _ in rep.searches]

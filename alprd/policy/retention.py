@@ -36,6 +36,8 @@ _ARCHIVE = ("INSERT INTO usage_archive (month, metric, n) {select} "
             "ON CONFLICT (month, metric) DO UPDATE SET n = usage_archive.n + excluded.n")
 _IDS = "(SELECT value FROM json_each(:ids))"
 _PAST = "(ts < :cutoff OR uploaded_at < :cutoff)"  # the earlier of capture and upload: before the cutoff
+UNIT_OF_ALERT = ("coalesce(device_id, (SELECT r.device_id FROM reads r WHERE r.id = alerts.read_id), '?')")  # a unit's
+# alerts carry no device_id of their own; the department's do (an alert may arrive before its read)
 _EARLIER = "CASE WHEN uploaded_at < ts THEN uploaded_at ELSE ts END"  # the month it is archived under
 
 
@@ -70,6 +72,11 @@ def _purge_batch(store: Store, cutoff: str) -> tuple[int, int]:
         db.execute(_ARCHIVE.format(select="SELECT substr(ts, 1, 7), 'disposition:' || coalesce(disposition, "
                                           f"'{PENDING}'), count(*) FROM alerts WHERE read_id IN {_IDS} "
                                           "GROUP BY 1, 2"), p)
+        db.execute(_ARCHIVE.format(select=f"SELECT substr({_EARLIER}, 1, 7), 'unit_reads:' || "
+                                          f"coalesce(device_id, '?'), count(*) FROM reads WHERE id IN {_IDS} "
+                                          "GROUP BY 1, 2"), p)
+        db.execute(_ARCHIVE.format(select=f"SELECT substr(ts, 1, 7), 'unit_hits:' || {UNIT_OF_ALERT}, count(*) "
+                                          f"FROM alerts WHERE read_id IN {_IDS} GROUP BY 1, 2"), p)
         alerts = db.execute(f"DELETE FROM alerts WHERE read_id IN {_IDS}", p).rowcount
         db.execute(f"DELETE FROM hold_reads WHERE read_id IN {_IDS}", p)  # only released holds reach here
         db.execute(f"DELETE FROM reads WHERE id IN {_IDS}", p)
