@@ -251,7 +251,7 @@ def cmd_export_verify(args: argparse.Namespace, config: Config) -> int:
     if key_problem:
         result.unchecked.append(key_problem)
     audit = result.audit
-    if audit and config.store.path.exists():  # on the unit
+    if audit and (config.store.url or config.store.path.exists()):  # where the data is (a unit, the server)
         store = open_store(config.store)
         try:
             mine = AccessLog(store).find(audit.get("seq"))
@@ -261,7 +261,8 @@ def cmd_export_verify(args: argparse.Namespace, config: Config) -> int:
         if problem:
             result.problems.append(problem)
         else:
-            result.checked.append(f"audit record {audit['seq']} matches this unit's access log (hash and MAC)")
+            where = "this server's" if config.store.url else "this unit's"
+            result.checked.append(f"audit record {audit['seq']} matches {where} access log (hash and MAC)")
     elif audit:
         result.unchecked.append("the unit's access log: not checked here (run export verify on the unit to "
                                 "compare the audit record with its log)")
