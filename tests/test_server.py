@@ -13,13 +13,15 @@ from conftest import make_config
 from test_uplink import ALPRD, CROP, Running, add_alert, uplink_config, wait_until
 
 from alprd.audit import AccessLog
+from alprd.config import HotlistConfig
 from alprd.hotlist import repository
 from alprd.hotlist.alerts import Disposition, set_disposition
+from alprd.hotlist.department import share_bolos
 from alprd.hotlist.entries import Entry
 from alprd.policy.retention import purge
 from alprd.policy.search import SearchQuery, search
 from alprd.records import Read
-from alprd.server import FleetStore, alert_row
+from alprd.server import FleetStore, alert_row, received_bolos
 from alprd.store import Store, open_store
 from alprd.store.postgres import PgStore, translate
 from alprd.uplink.ingest import Ingest
@@ -134,8 +136,15 @@ def test_alerts_dispositions_and_bolos_reach_the_fleet_database_once_each(tmp_pa
     assert [tuple(r.values()) for r in history] == [("misread", "was ABC0008", "off1"), ("confirmed", "", "off1")]
     (alert,) = fleet.query("select device_id, plate, disposition, disposition_by from alerts")
     assert alert == {"device_id": "car7", "plate": "ABC0000", "disposition": "confirmed", "disposition_by": "off1"}
-    (bolo,) = fleet.query("select plate, case_number, priority, entered_by from bolo_uploads")
-    assert bolo == {"plate": "XY?9*", "case_number": "CFS-2026-90", "priority": 2, "entered_by": "off1"}
+    (bolo,) = fleet.query("select id, plate, case_number, priority, entered_by from bolo_uploads")
+    assert {k: v for k, v in bolo.items() if k != "id"} == {
+        "plate": "XY?9*", "case_number": "CFS-2026-90", "priority": 2, "entered_by": "off1"}
+    # shared with the fleet through the department's list (the next publish carries it)
+    result, change = share_bolos(fleet, received_bolos(fleet, [bolo["id"]]), HotlistConfig())
+    assert [e.pattern for e in result.entries] == ["XY?9*"] and change.version == 1
+    assert [r["pattern"] for r in repository.list_entries(fleet, officer_only=False)] == ["XY?9*"]
+    with pytest.raises(ValueError, match="no BOLO uploaded with id nope"):
+        received_bolos(fleet, ["nope"])
     fleet.close()
 
 

@@ -49,6 +49,7 @@ from alprd.hotlist.hotlist import Hotlist
 from alprd.hotlist.ncic import parse_extract
 from alprd.hotlist.repository import ListChange
 from alprd.log import setup_logging
+from alprd.server import received_bolos
 from alprd.store import Store
 
 MAX_ERRORS_SHOWN = 50
@@ -70,8 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=cmd_import)
 
     c = hs.add_parser("share-bolo", help=f"department side: put officers' BOLOs ({BOLO_SCHEMA} JSON) on the list")
-    c.add_argument("file", help=f'JSON: {{"schema": "{BOLO_SCHEMA}", "bolos": [...]}}, a list of BOLOs, one '
-                                "BOLO, or - for standard input")
+    c.add_argument("file", nargs="?", help=f'JSON: {{"schema": "{BOLO_SCHEMA}", "bolos": [...]}}, a list of '
+                                           "BOLOs, one BOLO, or - for standard input")
+    c.add_argument("--received", nargs="+", metavar="ID", help="on the server: BOLOs the units uploaded, by id")
     c.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_auth_args(c)
     c.set_defaults(func=cmd_share_bolo)
@@ -213,10 +215,13 @@ def _bolo_records(name: str) -> list[Any]:
 
 @guarded
 def cmd_share_bolo(args: argparse.Namespace, config: Config, store: Store) -> int:
+    if bool(args.file) == bool(args.received):
+        raise ValueError("give a BOLO file, or --received ID... (BOLOs the units uploaded), not both")
     access = authorize(args, store, config, "hotlist.share_bolo", roles=SUPERVISOR_ROLES)
-    result, change = share_bolos(store, _bolo_records(args.file), config.hotlist)
-    _report_rows(args.file, result)
-    access.record({"file": args.file, "bolos": [e.source for e in result.entries][:100],
+    records = received_bolos(store, args.received) if args.received else _bolo_records(args.file)
+    result, change = share_bolos(store, records, config.hotlist)
+    _report_rows(args.file or "received", result)
+    access.record({"file": args.file, "received": args.received, "bolos": [e.source for e in result.entries][:100],
                    "rejected": len(result.errors), "version": change.version}, records=len(result.entries))
     _print_change("BOLOs", result, change, args.json)
     return 0 if result.entries or not result.errors else 1

@@ -48,6 +48,19 @@ def _quoted(column: str) -> str:
     return f'"{column}"'  # "user" is a reserved word in PostgreSQL
 
 
+def received_bolos(store: Store, ids: list[str]) -> list[dict[str, Any]]:
+    """BOLOs that units uploaded, by id, as ``alprd.bolos/1`` records (``hotlist share-bolo --received``);
+    an unknown id is an error naming it."""
+    fields = RECORD_KINDS["bolos"][1]
+    rows = store.query(f"SELECT {', '.join(fields)} FROM bolo_uploads WHERE id IN (SELECT value FROM json_each(?))",
+                       [json.dumps(ids)])
+    missing = sorted(set(ids) - {r["id"] for r in rows})
+    if missing:
+        raise ValueError(f"no BOLO uploaded with id {', '.join(missing)}: list them with "
+                         "SELECT id, plate, case_number FROM bolo_uploads (or alprd hotlist share-bolo FILE)")
+    return rows
+
+
 class FleetStore:
     """:class:`alprd.uplink.ingest.IngestStore` on the department's store."""
 
