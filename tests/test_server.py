@@ -165,3 +165,29 @@ def test_a_wrong_database_address_is_one_clear_line(tmp_path, capsys):
     proc = subprocess.run([*ALPRD, "-c", str(server_config_file(tmp_path / "d", config.store.database, 1)),
                            "server"], check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "cannot connect to PostgreSQL" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_two_servers_share_one_database_and_the_units_uploads(tmp_path, broker, store, pg_url):
+    """Scale-out: two servers in one $share group on one PostgreSQL; each batch stored once, by one of them."""
+    config = uplink_config(tmp_path, broker.port, batch_size=5)
+    fleets = [PgStore(pg_url, tmp_path / "audit.key") for _ in range(2)]
+    servers = [Ingest(config.uplink, FleetStore(f), f"dept-{i}", shared_group="dept") for i, f in enumerate(fleets)]
+    for s in servers:
+        s.start()
+    try:
+        wait_until(lambda: all(s.link.connected for s in servers), what="servers connected")
+        ids = unit_reads(store, "car7", 100)
+        running = Running(Uploader(config, store))
+        try:
+            wait_until(lambda: store.backlog()[0] == 0, what="every read receipted")
+        finally:
+            running.stop()
+    finally:
+        for s in servers:
+            s.stop()
+    assert fleet_counts(fleets[0]) == (100, 100)
+    assert {r["id"] for r in fleets[1].query("select id from reads")} == set(ids)
+    assert all(s.stats["reads_new"] for s in servers), "both servers took a share"
+    assert sum(s.stats["reads_new"] for s in servers) == 100
+    for f in fleets:
+        f.close()
