@@ -161,7 +161,8 @@ def test_purge_deletes_only_old_uploaded_unheld_reads(store):
     assert AccessLog(store).show(action="purge")[0].records == 2
     archived = {(r["month"], r["metric"]): r["n"] for r in store.query("SELECT * FROM usage_archive")}
     assert archived == {("2026-05", "reads"): 2, ("2026-05", "hits:stolen_vehicle"): 1,
-                        ("2026-05", "disposition:confirmed"): 1}
+                        ("2026-05", "disposition:confirmed"): 1, ("2026-05", "unit_reads:dev1"): 2,
+                        ("2026-05", "unit_hits:dev1"): 1}
     assert purge(store, 30, now=NOW).deleted == 0  # nothing left to do
 
 
