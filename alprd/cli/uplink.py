@@ -15,7 +15,7 @@ from alprd.config import Config
 from alprd.log import setup_logging
 from alprd.policy.retention import RetentionService
 from alprd.server import FleetStore
-from alprd.store import StoreError, open_store
+from alprd.store import Store, StoreError, open_store
 from alprd.uplink.ingest import Ingest, IngestDB
 from alprd.uplink.link import claim_client_id
 from alprd.uplink.uploader import Uploader
@@ -44,12 +44,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_server)
 
 
-def cmd_upload(args: argparse.Namespace, config: Config) -> int:
+def _logged_store(config: Config) -> Store | None:
+    """Logging set up and the store opened; None (the reason printed) if it cannot be."""
     setup_logging(config.logging)
     try:
-        store = open_store(config.store)
+        return open_store(config.store)
     except StoreError as err:
         print(f"alprd: {err}", file=sys.stderr)
+        return None
+
+
+def cmd_upload(args: argparse.Namespace, config: Config) -> int:
+    store = _logged_store(config)
+    if store is None:
         return 1
     uploader = Uploader(config, store)
     try:
@@ -100,11 +107,8 @@ def cmd_ingest(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_server(args: argparse.Namespace, config: Config) -> int:
-    setup_logging(config.logging)
-    try:
-        store = open_store(config.store)
-    except StoreError as err:
-        print(f"alprd: {err}", file=sys.stderr)
+    store = _logged_store(config)
+    if store is None:
         return 1
     client_id, lock = args.client_id, None
     if not client_id:  # the lock in state_dir holds the id while this server runs

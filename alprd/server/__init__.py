@@ -88,29 +88,30 @@ class FleetStore:
         with self.store.transaction(exclusive=False) as db:
             db.execute(_insert("alerts", _ALERT_COLUMNS), [row[c] for c in _ALERT_COLUMNS])
 
+    def _add_records(self, db: Any, table: str, batch: RecordBatch, received_at: str) -> tuple[int, int]:
+        """A batch of dispositions or BOLOs into ``table``, once each; (new, already had)."""
+        fields = RECORD_KINDS[batch.kind][1]
+        have = self._known(db, table, [r["id"] for r in batch.records])
+        db.conn.executemany(_insert(table, [*fields, "uploaded_at"]),
+                            [[r[k] for k in fields] + [received_at] for r in batch.records])
+        return len(batch.records) - len(have), len(have)
+
     def add_dispositions(self, batch: RecordBatch, received_at: str) -> tuple[int, int]:
         """Each disposition once, in the alert's history; the newest becomes the alert's current one."""
-        fields = RECORD_KINDS["dispositions"][1]
         with self.store.transaction(exclusive=False) as db:
-            have = self._known(db, "alert_dispositions", [r["id"] for r in batch.records])
-            db.conn.executemany(_insert("alert_dispositions", [*fields, "uploaded_at"]),
-                                [[r[k] for k in fields] + [received_at] for r in batch.records])
+            counts = self._add_records(db, "alert_dispositions", batch, received_at)
             for alert_id in {r["alert_id"] for r in batch.records}:
                 db.execute(
                     "UPDATE alerts SET disposition = d.disposition, disposition_by = d.\"user\", "
-                    "disposition_at = d.ts, "
-                    "disposition_note = d.note FROM (SELECT * FROM alert_dispositions WHERE alert_id = ? "
-                    "ORDER BY ts DESC, id DESC LIMIT 1) AS d WHERE alerts.id = d.alert_id", [alert_id])
-        return len(batch.records) - len(have), len(have)
+                    "disposition_at = d.ts, disposition_note = d.note FROM (SELECT * FROM alert_dispositions "
+                    "WHERE alert_id = ? ORDER BY ts DESC, id DESC LIMIT 1) AS d WHERE alerts.id = d.alert_id",
+                    [alert_id])
+        return counts
 
     def add_bolos(self, batch: RecordBatch, received_at: str) -> tuple[int, int]:
-        """Officers' BOLOs, once each (``alprd hotlist share-bolo`` puts them on the fleet's list)."""
-        fields = RECORD_KINDS["bolos"][1]
+        """Officers' BOLOs, once each (``alprd hotlist share-bolo --received`` puts them on the fleet's list)."""
         with self.store.transaction(exclusive=False) as db:
-            have = self._known(db, "bolo_uploads", [r["id"] for r in batch.records])
-            db.conn.executemany(_insert("bolo_uploads", [*fields, "uploaded_at"]),
-                                [[r[k] for k in fields] + [received_at] for r in batch.records])
-        return len(batch.records) - len(have), len(have)
+            return self._add_records(db, "bolo_uploads", batch, received_at)
 
     def set_device(self, device_id: str, kind: str, payload: str, received_at: str) -> None:
         """Latest status (and its state) or heartbeat of a unit."""

@@ -213,11 +213,6 @@ class PgTable:
         self.db.conn.raw.execute(statement, [*values.values(), *pk_values])
         return self
 
-    @property
-    def count(self) -> int:
-        return self.db.conn.raw.execute(pgsql.SQL("SELECT count(*) FROM {}").format(
-            pgsql.Identifier(self.name))).fetchone()[0]
-
 
 class PgConnection:
     """What the policy code calls on ``db.conn``: execute, executemany, in_transaction."""
@@ -253,10 +248,6 @@ class PgDatabase:
 
     def __getitem__(self, name: str) -> PgTable:
         return PgTable(self, name)
-
-    def table_names(self) -> list[str]:
-        return [r[0] for r in self.conn.raw.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
 
     def primary_key(self, table: str) -> list[str]:
         if table not in self._pks:
