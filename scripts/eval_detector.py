@@ -205,7 +205,7 @@ def main(argv=None) -> int:
                 candidate_threshold=args.candidate_threshold, detect_threshold=threshold))
 
         det = detector(min(thresholds))
-        key = f"input_{(det.candidates if args.verifier else det).input_size}"
+        key = f"input_{size or 'model'}"
         res = {"native": run_native(det, data, thresholds)}
         print(f"== {det!r} threshold={args.threshold} "
               f"({len(data)} images, splits {args.splits})")

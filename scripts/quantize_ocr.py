@@ -66,6 +66,31 @@ class _Reader(CalibrationDataReader):
         return next(self._it, None)
 
 
+def quantize(src: str, out: str, inputs: list[np.ndarray], note: str, ops=("Conv", "MatMul", "Gemm"),
+             symbolic_shapes: bool = True) -> None:
+    """Write ``src`` as int8 static QDQ to ``out`` (per-channel 7-bit weights, uint8 activations calibrated on
+    ``inputs``, each one sample without its batch axis), keeping its metadata and adding ``quantized = note``.
+    ``symbolic_shapes = False`` for graphs whose dynamic sizes onnxruntime's shape inference cannot follow."""
+    model = onnx.load(src)
+    if any(n.op_type in ("QuantizeLinear", "QLinearConv") for n in model.graph.node):
+        raise SystemExit(f"{src} is already quantized; pass the float model its training script exports")
+    meta = {p.key: p.value for p in model.metadata_props}
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(src, str(pre), skip_symbolic_shape=not symbolic_shapes)
+        quantize_static(str(pre), out, _Reader(inputs, model.graph.input[0].name),
+                        quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=list(ops))
+    quantized = onnx.load(out)
+    del quantized.metadata_props[:]
+    meta["quantized"] = f"int8 static QDQ, per-channel 7-bit weights, {note}"
+    for k, v in meta.items():
+        quantized.metadata_props.add(key=k, value=v)
+    onnx.save(quantized, out)
+    print(f"wrote {out} ({Path(out).stat().st_size / 1e6:.2f} MB) from {src}, {note}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--src", required=True, help="float32 plate_ocr.onnx exported by scripts/train_ocr.py")
@@ -73,28 +98,8 @@ def main() -> int:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"))
     ap.add_argument("--n", type=int, default=400, help="calibration crops")
     args = ap.parse_args()
-
-    src = onnx.load(args.src)
-    if any(n.op_type in ("QuantizeLinear", "QLinearConv") for n in src.graph.node):
-        ap.error(f"{args.src} is already quantized; pass the float model that scripts/train_ocr.py exports")
-    meta = {p.key: p.value for p in src.metadata_props}
     inputs = calibration_inputs(Path(args.data), args.n)
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(args.src, str(pre))
-        quantize_static(str(pre), args.out, _Reader(inputs, src.graph.input[0].name),
-                        quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        op_types_to_quantize=["Conv", "MatMul", "Gemm"])
-    out = onnx.load(args.out)
-    del out.metadata_props[:]
-    meta["quantized"] = (f"int8 static QDQ, per-channel 7-bit weights, {len(inputs)} calibration crops, "
-                         "scripts/quantize_ocr.py")
-    for k, v in meta.items():
-        out.metadata_props.add(key=k, value=v)
-    onnx.save(out, args.out)
-    print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1e6:.2f} MB) from {args.src}, "
-          f"{len(inputs)} calibration crops")
+    quantize(args.src, args.out, inputs, f"{len(inputs)} calibration crops, scripts/quantize_ocr.py")
     return 0
 
 
