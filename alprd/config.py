@@ -108,7 +108,9 @@ class VisionConfig(Section):
     candidates: int = Field(default=5, ge=1, le=10, description="alternative texts kept per read")
     # a second detector pass over this window (x1, y1, x2, y2, fractions of the frame) for distant
     # plates (alprd.vision.zoom); [] = whole frame only
-    zoom_window: list[float] = Field(default_factory=lambda: [0.25, 0.25, 0.75, 0.75])
+    zoom_window: list[float] = Field(default_factory=lambda: [0.25, 0.35, 0.75, 0.65])
+    # the zoomed pass's input size (longer side), 0 = detector_input
+    zoom_input: int = Field(default=0, ge=0, le=4096, multiple_of=32)
 
     @field_validator("zoom_window")
     @classmethod

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from alprd import synth
+from alprd.config import VisionConfig
+from alprd.vision import load_detector
 from alprd.vision.base import Detection, ModelError, PlateDetector
 from alprd.vision.detector import OnnxDetector, letterbox
 from alprd.vision.zoom import ZoomedDetector
@@ -163,18 +165,32 @@ def test_a_larger_input_size_is_used_only_as_far_as_the_image_has_pixels(scene):
     assert all(0 <= d.x1 < d.x2 <= w and 0 <= d.y1 < d.y2 <= h for d in dets)
 
 
-def test_zoomed_pass_finds_distant_plates_the_whole_frame_pass_misses(detector):
-    """A 14 px plate near the middle of a 1080p frame is 6 px at the 768 input: only the zoomed pass sees it."""
-    zoomed = ZoomedDetector(OnnxDetector(MODEL, input_size=768), (0.25, 0.25, 0.75, 0.75))
-    whole = OnnxDetector(MODEL, input_size=768)
-    found = {"whole": 0, "zoomed": 0}
-    for seed in range(10):
+def _distant_plates_found(det, n: int = 10) -> int:
+    """How many of n 14 px plates near the middle of a 1080p frame ``det`` finds (IoU >= 0.5)."""
+    found = 0
+    for seed in range(n):
         rng = np.random.default_rng(seed)
         frame = synth.street_scene(1920, 1080, rng)
         box = synth.paste_plate_on_car(frame, synth.render_plate("7ABC123", rng), (960 + 20 * seed, 560), 14, rng)
-        found["whole"] += best_iou(whole.detect(frame), box) >= 0.5
-        found["zoomed"] += best_iou(zoomed.detect(frame), box) >= 0.5
-    assert found["whole"] <= 2 and found["zoomed"] >= 8, found
+        found += best_iou(det.detect(frame), box) >= 0.5
+    return found
+
+
+def test_zoomed_pass_finds_distant_plates_the_whole_frame_pass_misses(detector):
+    """A 14 px plate near the middle of a 1080p frame is 6 px at the 768 input: only the zoomed pass sees it."""
+    window = tuple(VisionConfig().zoom_window)
+    assert _distant_plates_found(OnnxDetector(MODEL, input_size=768)) <= 2
+    assert _distant_plates_found(ZoomedDetector(OnnxDetector(MODEL, input_size=768), window)) >= 8
+
+
+def test_the_zoomed_pass_runs_at_its_own_input_size():
+    """vision.zoom_input: the window at 320 is scaled down more than the whole frame at 768, so the plates are lost."""
+    cfg = VisionConfig(verifier_model="", detect_threshold=0.4, zoom_input=320)
+    det = load_detector(cfg)
+    assert (det.inner.input_size, det.zoomed.input_size) == (768, 320)
+    assert _distant_plates_found(det) <= 2
+    default = load_detector(VisionConfig(verifier_model=""))
+    assert default.zoomed is default.inner  # zoom_input 0: the same session runs both passes
 
 
 def test_zoomed_pass_keeps_a_plate_both_passes_find_once(scene):

@@ -21,13 +21,17 @@ def load_detector(cfg: VisionConfig) -> PlateDetector:
     from alprd.vision.detector import OnnxDetector
 
     alone = cfg.verifier_model is None
-    detector: PlateDetector = OnnxDetector(
-        cfg.detector_model, threads=cfg.threads, input_size=cfg.detector_input or None,
-        score_threshold=cfg.detect_threshold if alone else cfg.candidate_threshold)
+
+    def onnx_detector(input_size: int) -> OnnxDetector:
+        return OnnxDetector(cfg.detector_model, threads=cfg.threads, input_size=input_size or None,
+                            score_threshold=cfg.detect_threshold if alone else cfg.candidate_threshold)
+
+    detector: PlateDetector = onnx_detector(cfg.detector_input)
     if cfg.zoom_window:
         from alprd.vision.zoom import ZoomedDetector
 
-        detector = ZoomedDetector(detector, tuple(cfg.zoom_window))
+        zoomed = onnx_detector(cfg.zoom_input) if cfg.zoom_input not in (0, cfg.detector_input) else None
+        detector = ZoomedDetector(detector, tuple(cfg.zoom_window), zoomed=zoomed)
     if not alone:
         from alprd.vision.verifier import OnnxVerifier, VerifiedDetector
 

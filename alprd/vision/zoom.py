@@ -19,16 +19,18 @@ from alprd.vision.base import Detection, PlateDetector
 
 
 class ZoomedDetector:
-    """A :class:`PlateDetector`: ``inner`` on the whole frame, then on ``window`` (x1, y1, x2, y2 as
-    fractions of the frame); the window's boxes up to ``max_width`` of the frame's width and not
-    inside a wider whole-frame box join the others, merged by NMS at ``nms_iou``."""
+    """A :class:`PlateDetector`: ``inner`` on the whole frame, then ``zoomed`` (default: ``inner``; another
+    input size is another detector) on ``window`` (x1, y1, x2, y2 as fractions of the frame); the window's
+    boxes up to ``max_width`` of the frame's width and not inside a wider whole-frame box join the others,
+    merged by NMS at ``nms_iou``."""
 
     def __init__(self, inner: PlateDetector, window: tuple[float, float, float, float],
-                 nms_iou: float = 0.45, max_width: float = 1 / 24) -> None:
+                 nms_iou: float = 0.45, max_width: float = 1 / 24, zoomed: PlateDetector | None = None) -> None:
         x1, y1, x2, y2 = window
         if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
             raise ValueError(f"zoom window {window} must be x1 < x2, y1 < y2, all within 0..1 of the frame")
         self.inner = inner
+        self.zoomed = zoomed or inner
         self.window = (float(x1), float(y1), float(x2), float(y2))
         self.nms_iou = float(nms_iou)
         self.max_width = float(max_width)  # of the frame's width: 80 px of 1920
@@ -41,7 +43,7 @@ class ZoomedDetector:
         if x2 - x1 < 2 or y2 - y1 < 2:
             return found
         zoomed = [Detection(d.x1 + x1, d.y1 + y1, d.x2 + x1, d.y2 + y1, d.score)
-                  for d in self.inner.detect(np.ascontiguousarray(image[y1:y2, x1:x2]))
+                  for d in self.zoomed.detect(np.ascontiguousarray(image[y1:y2, x1:x2]))
                   if d.width <= self.max_width * w]
         near = [f for f in found if f.width > self.max_width * w]  # plates the whole-frame pass sees well
         zoomed = [z for z in zoomed if not any(_inside(z, f) for f in near)]
