@@ -8,10 +8,11 @@ with that plate's centre near where distant plates are ahead of a car: x in the 
 the frame, y within a tenth of the frame's height around its middle (``--x``/``--y`` set the
 spans). The other plates of the photo, now tiny, are neither counted nor false. False boxes
 per photo are counted on the design half of negatives/ (sha1(name) % 2 == 0, as
-scripts/calibrate_ocr.py splits them), never on valid/test or the scene sets.
+scripts/calibrate_ocr.py splits them; ``--half 1`` the other half, which no training sees),
+never on valid/test or the scene sets.
 
     python scripts/eval_far_plates.py [--photos 150] [--negatives 250]
-        [--window 0.25,0.25,0.75,0.75 | --window none] [--zoom-input 768]
+        [--window 0.25,0.35,0.75,0.65 | --window none] [--zoom-input 768] [--half 0|1] [--verifier F]
 
 Prints the far plates found (IoU >= 0.5), the precision on those frames and the false boxes
 per negative photo, at the daemon's default thresholds.
@@ -73,7 +74,10 @@ def main() -> int:
     ap.add_argument("--photos", type=int, default=150)
     ap.add_argument("--negatives", type=int, default=250)
     ap.add_argument("--window", default="", help="x1,y1,x2,y2 of the zoomed pass, 'none' for none (default: config's)")
+    ap.add_argument("--verifier", default="", help="this plate_verifier.onnx instead of the config's")
     ap.add_argument("--zoom-input", type=int, default=0, help="the zoomed pass's input size (default: config's)")
+    ap.add_argument("--half", type=int, choices=(0, 1), default=0,
+                    help="which half of negatives/ (sha1(name) %% 2): 0 the design half, 1 the half kept unseen")
     ap.add_argument("--x", type=float, default=0.4, help="span of the far plates' centres, fraction of the width")
     ap.add_argument("--y", type=float, default=0.2, help="the same, of the height")
     args = ap.parse_args()
@@ -82,6 +86,8 @@ def main() -> int:
     kw = {}
     if args.window:
         kw["zoom_window"] = [] if args.window == "none" else [float(v) for v in args.window.split(",")]
+    if args.verifier:
+        kw["verifier_model"] = args.verifier
     if args.zoom_input:
         kw["zoom_input"] = args.zoom_input
     cfg = VisionConfig(**kw)
@@ -101,12 +107,12 @@ def main() -> int:
         fp += int((~on_any & ~on_far).sum())
     neg_files = [f for f in sorted((Path(args.data) / "negatives").rglob("*"))
                  if f.suffix.lower() in (".jpg", ".jpeg", ".png")
-                 and int(hashlib.sha1(f.name.encode()).hexdigest(), 16) % 2 == 0][: args.negatives]
+                 and int(hashlib.sha1(f.name.encode()).hexdigest(), 16) % 2 == args.half][: args.negatives]
     false_neg = sum(len(det.detect(cv2.imread(str(f), cv2.IMREAD_COLOR))) for f in neg_files)
     print(f"{det!r}")
     print(f"far plates 25-40 px found: {found / len(picks):.1%} ({found}/{len(picks)}); precision on those frames "
           f"{tp / max(tp + fp, 1):.1%}; false boxes per negative photo {false_neg / max(len(neg_files), 1):.3f} "
-          f"({len(neg_files)} design-half negatives)")
+          f"({len(neg_files)} negatives of half {args.half})")
     return 0
 
 

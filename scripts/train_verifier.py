@@ -95,6 +95,32 @@ def swap_plates(im: np.ndarray, gt: np.ndarray, donors: list[np.ndarray], rng: n
     return out
 
 
+def design_negatives(data: Path, n: int) -> list[np.ndarray]:
+    """Up to n plate-free photos of negatives/ from its design half (sha1(name) % 2 == 0, as
+    scripts/calibrate_ocr.py and scripts/eval_far_plates.py split it); the other half stays unseen."""
+    files = [f for f in sorted((data / "negatives").rglob("*")) if f.suffix.lower() in (".jpg", ".jpeg", ".png")
+             and int(hashlib.sha1(f.name.encode()).hexdigest(), 16) % 2 == 0][:n]
+    return [im for im in (cv2.imread(str(f), cv2.IMREAD_COLOR) for f in files) if im is not None]
+
+
+def negative_views(im: np.ndarray, rng: np.random.Generator, donors: list[np.ndarray]):
+    """A plate-free photo as it is (every candidate a hard negative), and with one to three real plate
+    crops pasted in grey (the photos are greyscale), so that grey alone never means "not a plate"."""
+    yield im, np.zeros((0, 4), np.float32)
+    h, w = im.shape[:2]
+    boxes = []
+    for _ in range(int(rng.integers(1, 4))):
+        pw = int(rng.uniform(0.06, 0.25) * w)
+        ph = max(4, int(pw * rng.uniform(0.25, 0.55)))
+        x, y = int(rng.integers(0, max(1, w - pw))), int(rng.integers(0, max(1, h - ph)))
+        if any(x < b[2] and b[0] < x + pw and y < b[3] and b[1] < y + ph for b in boxes):
+            continue
+        boxes.append([x, y, x + pw, y + ph])
+    gt = np.array(boxes, np.float32).reshape(-1, 4)
+    pasted = swap_plates(im, gt, donors, rng)
+    yield cv2.cvtColor(cv2.cvtColor(pasted, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR), gt
+
+
 def views(im: np.ndarray, gt: np.ndarray, rng: np.random.Generator, donors: list[np.ndarray]):
     """The image as it is, mirrored, with its plates swapped, and pasted into a synthetic 1080p street frame."""
     yield im, gt
@@ -339,6 +365,8 @@ def main() -> int:
     ap.add_argument("--input-size", type=int, default=VisionConfig().detector_input,
                     help="detector input, as vision.detector_input (0: the model's own)")
     ap.add_argument("--demo-frames", type=int, default=300)
+    ap.add_argument("--negatives", type=int, default=0,
+                    help="also mine this many photos of negatives/ (design half), as they are and with plates pasted")
     ap.add_argument("--out", default="runs/verifier")
     ap.add_argument("--time-budget", type=float, default=2400, help="seconds of training (after mining)")
     ap.add_argument("--batch", type=int, default=64)
@@ -370,6 +398,8 @@ def main() -> int:
         mine(det, views(im, gt, rng, donors), images, val if is_val else train)
     for _ in range(args.demo_frames):
         mine(det, [demo_frame(rng, 25, 200)], images, train)
+    for im in design_negatives(Path(args.data), args.negatives):
+        mine(det, negative_views(im, rng, donors), images, train)
     samples = train + val
     labels = np.array([s[2] for s in samples])
     n_tr = len(train)
