@@ -12,7 +12,7 @@ from alprd.screen.views import differences, health, local_time
 from alprd.uplink.schema import check_records
 from alprd.uplink.wire import Receipt, WireError, decode_receipt, encode_receipt, encode_records
 
-NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
+NOW = datetime.now(UTC)  # encode_records stamps sent_at with the real clock
 GOOD = {"id": "3f0c8f0e-5a7e-4a53-9d43-0c1d2e3f4a5b", "alert_id": "a1", "disposition": "wrong_state",
         "note": "", "user": "off1", "ts": "2026-12-02T11:00:00.000000Z"}
 
