@@ -123,11 +123,7 @@ def test_alerts_dispositions_and_bolos_reach_the_fleet_database_once_each(tmp_pa
             wait_until(lambda: not store.query("select 1 from bolo_uploads where uploaded_at is null")
                        and not store.query("select 1 from alert_dispositions where uploaded_at is null")
                        and store.backlog()[0] == 0, what="everything receipted")
-            with store.transaction() as db:  # as after a crash before the receipt: sent again
-                db.execute("update alert_dispositions set uploaded_at = null")
-            running.call(running.uploader.notify_records)
-            wait_until(lambda: not store.query("select 1 from alert_dispositions where uploaded_at is null"),
-                       what="re-sent dispositions receipted")
+            running.resend_dispositions(store)
         finally:
             running.stop()
     finally:

@@ -101,6 +101,14 @@ class Running:
         """Run fn in the uploader's loop (where notify_alert belongs) and return its result."""
         return asyncio.run_coroutine_threadsafe(_call(fn), self.loop).result(5)
 
+    def resend_dispositions(self, store: Store) -> None:
+        """As after a crash between sending the dispositions and their receipt: sent again, receipted again."""
+        with store.transaction() as db:
+            db.execute("update alert_dispositions set uploaded_at = null")
+        self.call(self.uploader.notify_records)
+        wait_until(lambda: not store.query("select 1 from alert_dispositions where uploaded_at is null"),
+                   what="re-sent dispositions receipted")
+
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.stop_event.set)
         self.thread.join(15)
@@ -667,11 +675,7 @@ def test_disposition_history_and_bolos_arrive_at_ingest_once_each(tmp_path, brok
         wait_until(lambda: ingest.db.count("dispositions") == 2, timeout=3, what="the second disposition")
         wait_until(lambda: not store.query("select 1 from alert_dispositions where uploaded_at is null"),
                    what="dispositions marked on the receipt")
-        with store.transaction() as db:  # as after a crash before the receipt: sent again
-            db.execute("update alert_dispositions set uploaded_at = null")
-        running.call(running.uploader.notify_records)
-        wait_until(lambda: not store.query("select 1 from alert_dispositions where uploaded_at is null"),
-                   what="re-sent dispositions receipted")
+        running.resend_dispositions(store)
     finally:
         running.stop()
     rows = ingest.db.conn.execute("select alert_id, disposition, note, user, device_id, copies from dispositions "
