@@ -21,7 +21,6 @@ most --max-dropped of the plates dropped, then the false-read rate it gives.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from plate_context import ContextBank, in_context
-from plate_crops import load_br, load_pseudo, load_us
+from plate_crops import load_br, load_pseudo, load_us, negative_half
 
 from alprd.config import VisionConfig
 from alprd.vision import load_detector
@@ -69,7 +68,7 @@ def main() -> int:
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
             continue
-        half = int(hashlib.sha1(path.name.encode()).hexdigest(), 16) % 2
+        half = negative_half(path)
         photos[half] += 1
         dets = detector.detect(img)
         reads = rec.read([crop_plate(img, d) for d in dets]) if dets else []

@@ -21,7 +21,6 @@ per negative photo, at the daemon's default thresholds.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
@@ -32,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from eval_detector import match
+from plate_crops import negative_photos
 
 from alprd import synth
 from alprd.config import VisionConfig
@@ -99,15 +99,12 @@ def main() -> int:
     for i in picks:
         frame, plate, others = far_frame(*photos[i], rng, args.x, args.y)
         boxes = np.array([[d.x1, d.y1, d.x2, d.y2] for d in det.detect(frame)], np.float32).reshape(-1, 4)
-        hit, _ = match(boxes, plate[None])
+        hit, on_far = match(boxes, plate[None])
         _, on_any = match(boxes, others, iou_thr=0.3)  # boxes on the photo's other, tiny plates: not false
         found += int(hit.sum())
-        _, on_far = match(boxes, plate[None])
         tp += int(on_far.sum())
         fp += int((~on_any & ~on_far).sum())
-    neg_files = [f for f in sorted((Path(args.data) / "negatives").rglob("*"))
-                 if f.suffix.lower() in (".jpg", ".jpeg", ".png")
-                 and int(hashlib.sha1(f.name.encode()).hexdigest(), 16) % 2 == args.half][: args.negatives]
+    neg_files = negative_photos(Path(args.data), args.half)[: args.negatives]
     false_neg = sum(len(det.detect(cv2.imread(str(f), cv2.IMREAD_COLOR))) for f in neg_files)
     print(f"{det!r}")
     print(f"far plates 25-40 px found: {found / len(picks):.1%} ({found}/{len(picks)}); precision on those frames "

@@ -1,4 +1,5 @@
-"""The real plate-crop sets and their fixed train/validation split (no torch needed).
+"""The real plate-crop sets and their fixed train/validation split (no torch needed), and the
+two halves of the plate-free negatives.
 
 Shared by scripts/train_ocr.py and scripts/eval_ocr.py so that evaluation uses
 exactly the crops training never saw: a crop is validation when
@@ -20,6 +21,16 @@ from alprd.vision.ocr import MAX_SLOTS
 
 def is_val(key: str) -> bool:
     return int(hashlib.sha1(key.encode()).hexdigest(), 16) % 5 == 0
+
+
+def negative_half(path: Path) -> int:
+    """0: the design half of negatives/ (thresholds are chosen and hard negatives mined there), 1: the other."""
+    return int(hashlib.sha1(path.name.encode()).hexdigest(), 16) % 2
+
+
+def negative_photos(data: Path, half: int) -> list[Path]:
+    """The photos of one half of negatives/, in name order."""
+    return [f for f in sorted((data / "negatives").glob("*.jpg")) if negative_half(f) == half]
 
 
 def load_crops(root: Path, text_col: int, split_by_text: bool) -> tuple[list, list]:

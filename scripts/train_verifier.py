@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from eval_detector import demo_frame, read_split
+from plate_crops import negative_photos
 from train_detector import log
 
 from alprd import synth
@@ -93,14 +94,6 @@ def swap_plates(im: np.ndarray, gt: np.ndarray, donors: list[np.ndarray], rng: n
         interp = cv2.INTER_AREA if plate.shape[1] > x2 - x1 else cv2.INTER_LINEAR
         out[y1:y2, x1:x2] = cv2.resize(plate, (x2 - x1, y2 - y1), interpolation=interp)
     return out
-
-
-def design_negatives(data: Path, n: int) -> list[np.ndarray]:
-    """Up to n plate-free photos of negatives/ from its design half (sha1(name) % 2 == 0, as
-    scripts/calibrate_ocr.py and scripts/eval_far_plates.py split it); the other half stays unseen."""
-    files = [f for f in sorted((data / "negatives").rglob("*")) if f.suffix.lower() in (".jpg", ".jpeg", ".png")
-             and int(hashlib.sha1(f.name.encode()).hexdigest(), 16) % 2 == 0][:n]
-    return [im for im in (cv2.imread(str(f), cv2.IMREAD_COLOR) for f in files) if im is not None]
 
 
 def negative_views(im: np.ndarray, rng: np.random.Generator, donors: list[np.ndarray]):
@@ -398,8 +391,10 @@ def main() -> int:
         mine(det, views(im, gt, rng, donors), images, val if is_val else train)
     for _ in range(args.demo_frames):
         mine(det, [demo_frame(rng, 25, 200)], images, train)
-    for im in design_negatives(Path(args.data), args.negatives):
-        mine(det, negative_views(im, rng, donors), images, train)
+    for f in negative_photos(Path(args.data), half=0)[: args.negatives]:  # the other half stays unseen
+        im = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        if im is not None:
+            mine(det, negative_views(im, rng, donors), images, train)
     samples = train + val
     labels = np.array([s[2] for s in samples])
     n_tr = len(train)
