@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import itertools
 import json
 import math
 import os
@@ -48,6 +47,8 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+from onnx_weights import freeze_batchnorm, initializers, load_folded_convs
 
 from alprd import synth
 
@@ -135,50 +136,11 @@ class ExportWrapper(nn.Module):
 def load_onnx_weights(model: PlateNet, path: str) -> None:
     """Start from an exported plate_detector.onnx, whose convolutions have the batch norms folded in.
 
-    The ONNX convolutions come in execution order; each goes into the PlateNet conv
-    run at the same step, its bias into the following batch norm, whose statistics
-    become the identity (mean 0, variance 1). Train such a model with its batch norms
-    in eval mode (``freeze_bn``): their statistics describe nothing any more.
+    Train such a model with its batch norms in eval mode (``freeze_batchnorm``): their
+    statistics describe nothing any more (``onnx_weights``).
     """
-    import onnx
-    from onnx import numpy_helper
-
-    g = onnx.load(path).graph
-    init = {t.name: numpy_helper.to_array(t).copy() for t in g.initializer}
-    for n in g.node:  # the exporter shares equal tensors (e.g. a deepened model's zero blocks) via Identity
-        if n.op_type == "Identity" and n.input[0] in init:
-            init[n.output[0]] = init[n.input[0]]
-    onnx_convs = [(init[n.input[1]], init[n.input[2]] if len(n.input) > 2 else None)
-                  for n in g.node if n.op_type == "Conv"]
-    order: list[nn.Conv2d] = []
-    hooks = [m.register_forward_hook(lambda m, i, o: order.append(m)) for m in model.modules()
-             if isinstance(m, nn.Conv2d)]
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, 3, 64, 64))
-    for h in hooks:
-        h.remove()
-    bn_after = {}
-    for mod in model.modules():
-        kids = list(mod.children())
-        for a, b in itertools.pairwise(kids):
-            if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
-                bn_after[a] = b
-    if len(order) != len(onnx_convs):
-        raise ValueError(f"{path}: {len(onnx_convs)} convolutions, PlateNet runs {len(order)}")
-    with torch.no_grad():
-        for conv, (w, b) in zip(order, onnx_convs, strict=True):
-            if tuple(conv.weight.shape) != w.shape:
-                raise ValueError(f"{path}: conv of shape {w.shape} where PlateNet has {tuple(conv.weight.shape)}")
-            conv.weight.copy_(torch.from_numpy(w))
-            bias = torch.from_numpy(b) if b is not None else torch.zeros(w.shape[0])
-            if conv in bn_after:
-                bn = bn_after[conv]
-                bn.weight.fill_(1.0)
-                bn.bias.copy_(bias)
-                bn.running_mean.zero_()
-                bn.running_var.fill_(1.0 - bn.eps)
-            else:
-                conv.bias.copy_(bias)
+    g, init = initializers(path)
+    load_folded_convs(g, init, model, path)
 
 
 def deepen_from_onnx(model: PlateNet, path: str) -> None:
@@ -195,13 +157,6 @@ def deepen_from_onnx(model: PlateNet, path: str) -> None:
         for name, mod in model.named_modules():
             if isinstance(mod, DS) and f"{name}.pw.0.weight" in missing:
                 mod.pw[0].weight.zero_()
-
-
-def freeze_bn(model: nn.Module) -> None:
-    """Keep batch norms in eval mode while the rest trains (after ``load_onnx_weights``)."""
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.eval()
 
 
 # --------------------------------------------------------------------------- data
@@ -718,7 +673,7 @@ def main(argv=None) -> int:
             reg, regw = reg.to(device, non_blocking=True), regw.to(device, non_blocking=True)
             model.train()
             if from_onnx:
-                freeze_bn(model)
+                freeze_batchnorm(model)
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                 raw = model(imgs)
             hm, box = losses(raw, heat, ignore, reg, regw)

@@ -49,6 +49,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
+from onnx_weights import freeze_batchnorm, initializers, load_folded_convs
 from plate_context import ContextBank, in_context
 from plate_crops import load_br, load_pseudo, load_us
 from synth_plates import EuPlateRenderer, FontPlateRenderer, degrade_crop, hershey_plate, negative_crop
@@ -237,41 +238,17 @@ def _through(name: str, passthrough: dict[str, str]) -> str:
 def load_onnx_weights(model: PlateOCRCTC, path: str) -> int:
     """Load an exported plate_ocr.onnx (GRU context; float, or int8 QDQ dequantized) into ``model``.
 
-    Returns the number of tensors set.
-
-    The exporter folded each BatchNorm into its convolution, so a BN becomes the identity
-    (weight 1, running mean 0, variance 1 - eps) holding the folded bias; the caller keeps
-    BN in eval mode, so the loaded function is exactly the exported one. ONNX orders the GRU
-    gates z, r, h; PyTorch r, z, n.
+    Returns the number of tensors set. BNs become identities holding the folded biases
+    (``onnx_weights``); the caller keeps them in eval mode. ONNX orders the GRU gates z, r, h;
+    PyTorch r, z, n.
     """
-    import onnx
-    from onnx import numpy_helper
-
-    g = onnx.load(path).graph
-    init = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in g.initializer}
-    for n in g.node:  # an int8 (QDQ) model: its weights are the dequantized initializers
-        if n.op_type == "DequantizeLinear" and n.input[0] in init:
-            q, scale, zero = (init[i].double() for i in n.input[:3])
-            if scale.ndim == 1:  # per output channel along the node's axis
-                axis = next((a.i for a in n.attribute if a.name == "axis"), 1)
-                shape = [1] * q.ndim
-                shape[axis] = -1
-                scale, zero = scale.reshape(shape), zero.reshape(shape)
-            init[n.output[0]] = ((q - zero) * scale).float()
+    g, init = initializers(path)
     passthrough = {n.output[0]: n.input[0] for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
                    and n.input[0] not in init}
-    convs = [n for n in g.node if n.op_type == "Conv"]
-    bns = [m for m in model.features if isinstance(m, nn.BatchNorm2d)]
-    conv_mods = [m for m in model.features if isinstance(m, nn.Conv2d)]
-    if not hasattr(model, "rnn") or len(convs) != len(conv_mods):
-        raise ValueError(f"{path} is not a GRU-context CTC plate_ocr.onnx")
+    if not hasattr(model, "rnn"):
+        raise ValueError(f"{path}: only a GRU-context CTC plate_ocr.onnx can be loaded")
+    n_conv = load_folded_convs(g, init, model.features, path)
     with torch.no_grad():
-        for node, conv, bn in zip(convs, conv_mods, bns, strict=True):
-            conv.weight.copy_(init[node.input[1]])
-            bn.weight.fill_(1.0)
-            bn.bias.copy_(init[node.input[2]])
-            bn.running_mean.zero_()
-            bn.running_var.fill_(1.0 - bn.eps)
         mats = [n for n in g.node if n.op_type == "MatMul"]
         adds = {_through(i, passthrough): n for n in g.node if n.op_type == "Add" for i in n.input}
         for node, lin in zip(mats, (model.proj, model.out), strict=True):
@@ -289,7 +266,7 @@ def load_onnx_weights(model: PlateOCRCTC, path: str) -> int:
             getattr(model.rnn, "weight_hh_l0" + suffix).copy_(rzn(R[d]))
             getattr(model.rnn, "bias_ih_l0" + suffix).copy_(rzn(B[d, :3 * H]))
             getattr(model.rnn, "bias_hh_l0" + suffix).copy_(rzn(B[d, 3 * H:]))
-    return len(conv_mods) * 2 + 4 + 8
+    return n_conv + 4 + 8
 
 
 def make_model(head: str, context: str = "conv") -> nn.Module:
@@ -590,9 +567,7 @@ def main() -> int:
             model.train()
             model.features[:args.freeze].eval()  # frozen part: BN statistics fixed too
             if args.init_onnx:  # folded BNs hold the exported function: no batch statistics
-                for m in model.features:
-                    if isinstance(m, nn.BatchNorm2d):
-                        m.eval()
+                freeze_batchnorm(model)
             x0 = xb.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
             y = yb.to(device, non_blocking=True)
             for r in range(max(1, args.reuse)):

@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from eval_detector import demo_frame, read_split
+from onnx_weights import freeze_batchnorm, initializers, load_folded_convs
 from plate_crops import negative_photos
 from train_detector import log
 
@@ -246,6 +247,16 @@ class WithSigmoid(nn.Module):
         return torch.cat([torch.sigmoid(out[:, :1]), out[:, 1:]], 1)
 
 
+def load_onnx_weights(model: Verifier, path: str) -> None:
+    """Start from an exported (float) plate_verifier.onnx; train it with ``freeze_batchnorm``."""
+    g, init = initializers(path)
+    load_folded_convs(g, init, model.features, path, probe=(1, 3, CROP_H, CROP_W))
+    gemm = next(n for n in g.node if n.op_type == "Gemm")
+    with torch.no_grad():
+        model.fc.weight.copy_(init[gemm.input[1]])
+        model.fc.bias.copy_(init[gemm.input[2]])
+
+
 def export_onnx(model: nn.Module, path: Path, meta: dict) -> None:
     kw = {"input_names": ["image"], "output_names": ["plate"], "opset_version": 17,
           "dynamic_axes": {"image": {0: "batch"}, "plate": {0: "batch"}}}
@@ -360,6 +371,8 @@ def main() -> int:
     ap.add_argument("--demo-frames", type=int, default=300)
     ap.add_argument("--negatives", type=int, default=0,
                     help="also mine this many photos of negatives/ (design half), as they are and with plates pasted")
+    ap.add_argument("--init-onnx", default="",
+                    help="fine-tune this exported float plate_verifier.onnx instead of starting from scratch")
     ap.add_argument("--out", default="runs/verifier")
     ap.add_argument("--time-budget", type=float, default=2400, help="seconds of training (after mining)")
     ap.add_argument("--batch", type=int, default=64)
@@ -403,6 +416,8 @@ def main() -> int:
         f"({int((labels[n_tr:] == 1).sum())} plates)", fh)
 
     model = Verifier()
+    if args.init_onnx:
+        load_onnx_weights(model, args.init_onnx)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     # each epoch: every non-plate once, every plate repeated to a quarter of the epoch
     # (and the boxes between plate and not, kept for the box correction, once)
@@ -420,6 +435,8 @@ def main() -> int:
     t_start, epoch, final, done = time.time(), 0, None, False
     while not done:
         model.train()
+        if args.init_onnx:  # folded BNs hold the exported function: no batch statistics
+            freeze_batchnorm(model)
         total = n = 0
         for x, y, delta in loader:
             frac = (time.time() - t_start) / args.time_budget
