@@ -41,6 +41,8 @@ from alprd.plates import edit_distance, normalize_plate
 from alprd.synth import random_plate_text, render_plate
 from alprd.vision.ocr import OnnxRecognizer
 
+PSEUDO = ROOT / ".data" / "pseudo4" / "groundtruth.csv"
+
 
 def score(preds: list[str], truths: list[str]) -> dict:
     n = max(1, len(truths))
@@ -49,10 +51,10 @@ def score(preds: list[str], truths: list[str]) -> dict:
             "within1": round(sum(e <= 1 for e in ed) / n, 4)}
 
 
-def load_set(data: Path, which: str, split: str) -> list[tuple[str, np.ndarray, str]]:
+def load_set(data: Path, which: str, split: str, pseudo: Path = PSEUDO) -> list[tuple[str, np.ndarray, str]]:
     """The validation (or all) crops of the US, Brazilian or teacher-read European set, as (file, image, text)."""
     if which == "eu":
-        train, val = load_pseudo(data, ROOT / ".data" / "pseudo" / "groundtruth.csv")
+        train, val = load_pseudo(data, pseudo)
         train, val = ([c for c in part if "/br/" not in c[0]] for part in (train, val))
     else:
         train, val = (load_us if which == "us" else load_br)(data)
@@ -110,6 +112,9 @@ def main() -> int:
     ap.add_argument("--set", default="us", choices=["us", "br", "eu"],
                     help="US crops (the target), Brazilian ones, or the teacher-read European ones "
                          "(scripts/pseudo_label_crops.py; their text is PP-OCRv4's, not a person's)")
+    ap.add_argument("--pseudo", default=str(PSEUDO),
+                    help="labels of the European set (default: stage 10's, the band's letter dropped; "
+                         "scripts/clean_band_labels.py)")
     ap.add_argument("--regions", default="", help="plate regions for the decoder, e.g. eu (default: none)")
     ap.add_argument("--two-line", type=int, default=0, metavar="N",
                     help="instead, read N rendered two-line plates, with and without line splitting")
@@ -123,7 +128,7 @@ def main() -> int:
         crops = two_line_plates(args.two_line)
         print(f"{len(crops)} rendered two-line plates (alprd.synth.render_plate(split=...))")
     else:
-        crops = load_set(Path(args.data), args.set, args.split)
+        crops = load_set(Path(args.data), args.set, args.split, Path(args.pseudo))
         print(f"{len(crops)} real {args.set.upper()} crops ({args.split} split of scripts/plate_crops.py)")
     truths = [t for *_, t in crops]
     imgs = [c for _, c, _ in crops]
