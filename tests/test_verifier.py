@@ -179,3 +179,31 @@ def test_config_switches_the_verifier_on_and_off(tmp_path):
     assert model_size == 640  # the model's own
     with pytest.raises(ModelError):
         load_reader(VisionConfig(verifier_model=str(tmp_path / "gone.onnx")))
+
+
+def test_a_mirrored_look_is_the_look_at_the_mirrored_frame(verifier, scene):
+    frame, box = scene
+    w = frame.shape[1]
+    boxes = [box, (300.0, 60.0, 420.0, 100.0)]
+    mirrored, returned = verifier.assess(frame, boxes, mirrored=True)
+    flipped = np.ascontiguousarray(frame[:, ::-1])
+    direct = verifier.score(flipped, [(w - b[2], b[1], w - b[0], b[3]) for b in boxes])
+    np.testing.assert_allclose(mirrored, direct, atol=0.02)  # the same pixels, up to the crop's rounding
+    np.testing.assert_allclose(returned, np.array(boxes, np.float32))  # no box correction from a mirrored look
+    assert mirrored[0] >= 0.5 > mirrored[1]
+
+
+def test_candidates_near_the_threshold_get_a_second_mirrored_look(verifier, scene):
+    frame, (x1, y1, x2, y2) = scene
+    w, h = x2 - x1, y2 - y1  # a loose box on the plate (an unsure first look), and a patch of sky
+    boxes = [(x1 - 0.3 * w, y1 - 0.4 * h, x2 + 0.2 * w, y2 + 0.5 * h, 0.6), (300.0, 60.0, 420.0, 100.0, 0.05)]
+    once = VerifiedDetector(FixedBoxes(boxes), verifier, threshold=0.3).detect(frame)
+    twice = VerifiedDetector(FixedBoxes(boxes), verifier, threshold=0.3, second_look=0.2).detect(frame)
+    assert len(once) == len(twice) == 1
+    p, _ = verifier.assess(frame, [b[:4] for b in boxes[:1]])
+    m, _ = verifier.assess(frame, [b[:4] for b in boxes[:1]], mirrored=True)
+    mean = 1 / (1 + np.exp(-(np.log(p / (1 - p)) + np.log(m / (1 - m))) / 2))
+    assert twice[0].score == pytest.approx(float(verifier.combine(np.array([0.6]), mean)[0]), rel=1e-5)
+    assert once[0].score == pytest.approx(float(verifier.combine(np.array([0.6]), p)[0]), rel=1e-5)
+    assert abs(twice[0].score - once[0].score) > 1e-3  # the second look changed it
+    assert (twice[0].x1, twice[0].y1) == (once[0].x1, once[0].y1)  # boxes from the first look only

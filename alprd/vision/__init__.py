@@ -36,7 +36,7 @@ def load_detector(cfg: VisionConfig) -> PlateDetector:
         from alprd.vision.verifier import OnnxVerifier, VerifiedDetector
 
         detector = VerifiedDetector(detector, OnnxVerifier(cfg.verifier_model, threads=cfg.threads),
-                                    threshold=cfg.detect_threshold)
+                                    threshold=cfg.detect_threshold, second_look=cfg.verifier_second_look)
     return detector
 
 

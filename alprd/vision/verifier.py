@@ -96,16 +96,25 @@ class OnnxVerifier:
         z = a * _logit(det_scores) + b * _logit(probs) + c
         return 1.0 / (1.0 + np.exp(-z))
 
-    def assess(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
+    def assess(self, image: np.ndarray, boxes: Sequence[Sequence[float]],
+               mirrored: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Plate probability (n,) of each box (x1, y1, x2, y2) in ``image`` (BGR uint8), and the boxes (n, 4)
-        as the model corrects them (a model without a box head returns them unchanged)."""
+        as the model corrects them (a model without a box head returns them unchanged).
+
+        ``mirrored``: look at the crops flipped left-right (the box corrections are then not
+        meaningful, and the boxes come back as given).
+        """
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         if len(boxes) == 0:
             return np.zeros(0, np.float32), boxes
         crops = np.stack([context_crop(image, b) for b in boxes])
+        if mirrored:
+            crops = crops[:, :, ::-1]
         blob = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(1 / 255)
         out = self._session.run(None, {self._input: blob})[0]
-        return out[:, 0], apply_deltas(boxes, out[:, 1:5]) if out.shape[1] == 5 else boxes
+        if mirrored or out.shape[1] != 5:
+            return out[:, 0], boxes
+        return out[:, 0], apply_deltas(boxes, out[:, 1:5])
 
     def score(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
         """Plate probability of each box (x1, y1, x2, y2) in ``image`` (BGR uint8)."""
@@ -120,24 +129,38 @@ class VerifiedDetector:
     verifier has seen only the 675 training photos, and the detector's low scores
     include real plates (models/plate_verifier.md). Boxes come back as the verifier
     corrected them; two that land on the same plate are merged (NMS at ``nms_iou``).
+
+    A box whose score is at least ``second_look`` gets a second look: the verifier sees its
+    crop mirrored, and the mean of the two log-odds replaces the first. A sticker or sign
+    that looks like a plate once rarely does so twice (the mirrored view is new to the model's
+    exact weights), while a plate does; the boxes far below the threshold, most of them, are
+    not looked at again. 1 turns it off.
     """
 
     def __init__(self, candidates: PlateDetector, verifier: OnnxVerifier, threshold: float = 0.4,
-                 nms_iou: float = 0.45) -> None:
+                 nms_iou: float = 0.45, second_look: float = 1.0) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         self.candidates = candidates
         self.verifier = verifier
         self.threshold = float(threshold)
         self.nms_iou = float(nms_iou)
+        self.second_look = float(second_look)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Plates in a BGR uint8 image, best first, in original-image pixels."""
         found = self.candidates.detect(image)
         if not found:
             return []
-        probs, boxes = self.verifier.assess(image, [(d.x1, d.y1, d.x2, d.y2) for d in found])
-        scores = self.verifier.combine(np.array([d.score for d in found], np.float32), probs)
+        given = [(d.x1, d.y1, d.x2, d.y2) for d in found]
+        det_scores = np.array([d.score for d in found], np.float32)
+        probs, boxes = self.verifier.assess(image, given)
+        scores = self.verifier.combine(det_scores, probs)
+        again = np.flatnonzero(scores >= self.second_look) if self.second_look < 1 else []
+        if len(again):
+            mirrored, _ = self.verifier.assess(image, [given[i] for i in again], mirrored=True)
+            probs[again] = 1.0 / (1.0 + np.exp(-(_logit(probs[again]) + _logit(mirrored)) / 2))
+            scores = self.verifier.combine(det_scores, probs)
         h, w = image.shape[:2]
         boxes = np.clip(boxes, 0, [w, h, w, h])
         ok = (scores >= self.threshold) & (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
