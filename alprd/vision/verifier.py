@@ -174,4 +174,5 @@ class VerifiedDetector:
         return sorted(kept, key=lambda d: -d.score)
 
     def __repr__(self) -> str:
-        return f"VerifiedDetector({self.candidates!r}, {str(self.verifier.model_path)!r}, threshold={self.threshold})"
+        return (f"VerifiedDetector({self.candidates!r}, {str(self.verifier.model_path)!r}, threshold={self.threshold}, "
+                f"second_look={self.second_look})")
