@@ -71,3 +71,21 @@ def load_pseudo(data: Path, table: Path) -> tuple[list, list]:
             if img is not None:
                 (val if is_val(row[0]) else train).append((row[0], img, row[1][:MAX_SLOTS]))
     return train, val
+
+
+def plate_images(data: Path, detect_crops: bool = False, max_width: int = 0) -> list:
+    """Real plate crops as images, to paste into scenes: us-plate-crops and br-plate-crops, plus the
+    6,581 of plate-crops-detect with ``detect_crops``; shrunk to ``max_width`` if given (RAM)."""
+    files = sorted((data / "us-plate-crops" / "images").glob("*.png")) + \
+        sorted((data / "br-plate-crops" / "images").glob("*.jpg"))
+    if detect_crops:
+        files += sorted((data / "plate-crops-detect").glob("*/*.jpg"))
+    out = []
+    for f in files:
+        im = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        if im is not None and max_width and im.shape[1] > max_width:
+            im = cv2.resize(im, (max_width, max(1, round(im.shape[0] * max_width / im.shape[1]))),
+                            interpolation=cv2.INTER_AREA)
+        if im is not None:
+            out.append(im)
+    return out

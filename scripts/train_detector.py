@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import math
 import os
@@ -49,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from onnx_weights import freeze_batchnorm, initializers, load_folded_convs
+from plate_crops import negative_photos, plate_images
 
 from alprd import synth
 
@@ -196,6 +198,16 @@ def load_split(root: Path, split: str, size: int = 640):
     return arr, boxes, files
 
 
+def square_crop(im: np.ndarray | None, size: int, rng: np.random.Generator) -> np.ndarray | None:
+    """A random square part of ``im`` (the whole height or width), resized to size x size."""
+    if im is None:
+        return None
+    h, w = im.shape[:2]
+    side = min(h, w)
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    return cv2.resize(im[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA)
+
+
 def random_plate(rng: np.random.Generator) -> np.ndarray:
     return synth.render_plate(synth.random_plate_text(rng), rng)
 
@@ -213,9 +225,11 @@ def box_affine(boxes: np.ndarray, M: np.ndarray) -> np.ndarray:
 
 class TrainSet(torch.utils.data.Dataset):
     def __init__(self, images: np.ndarray, boxes: list[np.ndarray], crop: int, epoch_len: int,
-                 p_synth_frame: float = 0.2, p_mosaic: float = 0.3, p_paste: float = 0.5) -> None:
+                 p_synth_frame: float = 0.2, p_mosaic: float = 0.3, p_paste: float = 0.5,
+                 real_plates: list[np.ndarray] | None = None, p_real: float = 0.0) -> None:
         self.images, self.boxes, self.crop, self.epoch_len = images, boxes, crop, epoch_len
         self.p_synth_frame, self.p_mosaic, self.p_paste = p_synth_frame, p_mosaic, p_paste
+        self.real_plates, self.p_real = real_plates or [], p_real  # real crops pasted instead of rendered ones
         self.rng = np.random.default_rng()
         self.scenes: list[np.ndarray] = []
         self.scene_uses = 0
@@ -277,12 +291,18 @@ class TrainSet(torch.utils.data.Dataset):
         return frame, np.array(boxes, np.float32).reshape(-1, 4)
 
     def _paste_small(self, img: np.ndarray, boxes: np.ndarray, rng) -> np.ndarray:
-        """Paste 1-3 synthetic plates (mostly small) away from ``boxes``; returns the new boxes."""
+        """Paste 1-3 plates (mostly small) away from ``boxes``; returns the new boxes. A plate is rendered,
+        or with ``p_real`` a real crop, which keeps its own proportions."""
         H, W = img.shape[:2]
         new = []
         for _ in range(int(rng.integers(1, 4))):
             pw = int(math.exp(rng.uniform(math.log(8), math.log(90))))
-            aspect = rng.uniform(1.7, 2.3) if rng.random() < 0.7 else rng.uniform(2.3, 4.5)
+            if self.real_plates and rng.random() < self.p_real:
+                plate = self.real_plates[int(rng.integers(len(self.real_plates)))]
+                aspect = plate.shape[1] / plate.shape[0] * math.exp(rng.uniform(-0.15, 0.15))
+            else:
+                plate = random_plate(rng)
+                aspect = rng.uniform(1.7, 2.3) if rng.random() < 0.7 else rng.uniform(2.3, 4.5)
             ph = max(3, round(pw / aspect))
             if pw + 2 >= W or ph + 2 >= H:
                 continue
@@ -294,7 +314,6 @@ class TrainSet(torch.utils.data.Dataset):
                 iy = np.minimum(allb[:, 3], cand[3] + 4) - np.maximum(allb[:, 1], cand[1] - 4)
                 if np.any((ix > 0) & (iy > 0)):
                     continue
-            plate = random_plate(rng)
             if rng.random() < 0.3:  # a car body around it, like the demo camera
                 cx, cy = x1 + pw // 2, y1 + ph // 2
                 b = synth.paste_plate_on_car(img, plate, (cx, cy), pw, rng)
@@ -587,6 +606,13 @@ def main(argv=None) -> int:
     ap.add_argument("--p-synth", type=float, default=0.2, help="share of synthetic 1080p demo-camera frames")
     ap.add_argument("--p-mosaic", type=float, default=0.3, help="share of 4-image mosaics")
     ap.add_argument("--p-paste", type=float, default=0.5, help="chance of pasting small synthetic plates")
+    ap.add_argument("--hold-out", action="store_true",
+                    help="leave out the tenth of the training photos that train_verifier.py holds out "
+                         "(sha1(file name) % 10 == 0), so the cascade can be judged on them")
+    ap.add_argument("--negatives", type=int, default=0,
+                    help="add this many plate-free photos of negatives/ (design half) to the real images")
+    ap.add_argument("--p-real", type=float, default=0.0,
+                    help="chance that a pasted plate is a real crop (us/br-plate-crops, plate-crops-detect)")
     ap.add_argument("--extra-blocks", type=int, default=0,
                     help="residual blocks added to the stride 8/16/32 stages; "
                          "with an .onnx --init they start as no-ops")
@@ -609,14 +635,27 @@ def main(argv=None) -> int:
         log(f"gpu: {torch.cuda.get_device_name(0)} torch {torch.__version__}", fh)
 
     data_root = Path(args.data) / "plate-detect"
-    images, boxes, _files = load_split(data_root, "train")
+    images, boxes, files = load_split(data_root, "train")
+    if args.hold_out:
+        keep = [int(hashlib.sha1(Path(f).name.encode()).hexdigest(), 16) % 10 != 0 for f in files]
+        images, boxes = images[np.array(keep, bool)], [b for b, k in zip(boxes, keep, strict=True) if k]
     log(f"train images: {len(images)} with {sum(len(b) for b in boxes)} plates from {data_root / 'train'}", fh)
     if len(images) == 0:
         log("WARNING: no real training images found; training on synthetic frames only", fh)
 
+    if args.negatives:
+        negs = [square_crop(cv2.imread(str(f), cv2.IMREAD_COLOR), images.shape[1], np.random.default_rng(args.seed))
+                for f in negative_photos(Path(args.data), half=0)[:args.negatives]]  # the other half stays unseen
+        negs = [n for n in negs if n is not None]
+        images = np.concatenate([images, np.stack(negs)]) if negs else images
+        boxes = boxes + [np.zeros((0, 4), np.float32)] * len(negs)
+        log(f"plus {len(negs)} plate-free photos of negatives/ (design half)", fh)
+    real = plate_images(Path(args.data), detect_crops=True, max_width=160) if args.p_real else []
+    if real:
+        log(f"{len(real)} real plate crops to paste (p {args.p_real})", fh)
     batch = args.batch or (48 if device.type == "cuda" else 8)
     ds = TrainSet(images, boxes, args.crop, epoch_len=10**7, p_synth_frame=args.p_synth, p_mosaic=args.p_mosaic,
-                  p_paste=args.p_paste)
+                  p_paste=args.p_paste, real_plates=real, p_real=args.p_real)
     dl = torch.utils.data.DataLoader(
         ds, batch_size=batch, num_workers=args.workers, worker_init_fn=worker_init if args.workers else None,
         pin_memory=device.type == "cuda", drop_last=True, persistent_workers=args.workers > 0,

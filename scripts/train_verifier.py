@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from eval_detector import demo_frame, read_split
 from onnx_weights import freeze_batchnorm, initializers, load_folded_convs
-from plate_crops import negative_photos
+from plate_crops import negative_photos, plate_images
 from train_detector import log
 
 from alprd import synth
@@ -68,13 +68,6 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = ix.clip(0) * iy.clip(0)
     area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])
     return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
-
-
-def load_donors(data: Path) -> list[np.ndarray]:
-    """Real plate crops (us-plate-crops, br-plate-crops) to paste over the photos' own plates."""
-    files = sorted((data / "us-plate-crops" / "images").glob("*.png")) + \
-        sorted((data / "br-plate-crops" / "images").glob("*.jpg"))
-    return [im for im in (cv2.imread(str(f), cv2.IMREAD_COLOR) for f in files) if im is not None]
 
 
 def swap_plates(im: np.ndarray, gt: np.ndarray, donors: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
@@ -394,7 +387,7 @@ def main() -> int:
     root = Path(args.data) / "plate-detect"
     files = sorted((root / "train" / "images").glob("*.jpg"))
     data = read_split(root, "train")
-    donors = load_donors(Path(args.data))
+    donors = plate_images(Path(args.data))
     held = [int(hashlib.sha1(f.name.encode()).hexdigest(), 16) % 10 == 0 for f in files]
     images: list[np.ndarray] = []
     train: list = []

@@ -36,3 +36,32 @@ def test_an_onnx_file_of_another_shape_is_refused(tmp_path):
     td.export_onnx(model, tmp_path / "deep.onnx", 640)
     with pytest.raises(ValueError, match="convolutions"):
         td.deepen_from_onnx(td.PlateNet(), str(tmp_path / "deep.onnx"))
+
+
+def test_real_plate_crops_are_pasted_with_their_own_proportions():
+    """--p-real: a real crop (here a 3:1 one) is pasted whole and labelled with its own box."""
+    crop = np.zeros((20, 60, 3), np.uint8)
+    crop[:, :, 1] = 200
+    background = np.full((1, 256, 256, 3), 90, np.uint8)
+    ds = td.TrainSet(background, [np.zeros((0, 4), np.float32)], 256, 1, p_synth_frame=0, p_mosaic=0, p_paste=0,
+                     real_plates=[crop], p_real=1.0)
+    ds.rng = np.random.default_rng(3)
+    img = background[0].copy()
+    boxes = ds._paste_small(img, np.zeros((0, 4), np.float32), ds.rng)
+    assert len(boxes) >= 1
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    plain = w / h  # pasted as they are, or on a rendered car body (a box around the plate)
+    assert np.all((plain > 3 * 0.8) & (plain < 3 * 1.25))
+    for x1, y1, x2, y2 in boxes.astype(int):
+        centre = img[(y1 + y2) // 2, (x1 + x2) // 2].astype(int)
+        assert centre[1] > centre[2] + 40  # the crop's green is where its box says (on grey)
+
+
+def test_a_square_part_of_a_wide_photo_keeps_its_proportions():
+    wide = np.zeros((100, 300, 3), np.uint8)
+    wide[:, 150:] = 255
+    parts = [td.square_crop(wide, 64, np.random.default_rng(seed)) for seed in range(20)]
+    assert all(p.shape == (64, 64, 3) for p in parts)
+    # a window of the photo, not the photo squashed: some parts lie wholly in one half
+    assert any(p.max() == 0 for p in parts) and any(p.min() == 255 for p in parts)
+    assert td.square_crop(None, 64, np.random.default_rng(0)) is None
