@@ -617,6 +617,7 @@ def main(argv=None) -> int:
                     help="residual blocks added to the stride 8/16/32 stages; "
                          "with an .onnx --init they start as no-ops")
     args = ap.parse_args(argv)
+    cv2.setNumThreads(1)  # before any OpenCV call: its thread pool does not survive the fork into workers
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
