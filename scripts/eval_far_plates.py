@@ -12,7 +12,7 @@ scripts/calibrate_ocr.py splits them; ``--half 1`` the other half, which no trai
 never on valid/test or the scene sets.
 
     python scripts/eval_far_plates.py [--photos 150] [--negatives 250]
-        [--window 0.25,0.35,0.75,0.65 | --window none] [--zoom-input 768] [--half 0|1] [--verifier F]
+        [--window 0.25,0.35,0.75,0.65 | --window none] [--zoom-input 768] [--half 0|1] [--verifier F] [--detector F]
 
 Prints the far plates found (IoU >= 0.5), the precision on those frames and the false boxes
 per negative photo, at the daemon's default thresholds.
@@ -75,6 +75,7 @@ def main() -> int:
     ap.add_argument("--negatives", type=int, default=250)
     ap.add_argument("--window", default="", help="x1,y1,x2,y2 of the zoomed pass, 'none' for none (default: config's)")
     ap.add_argument("--verifier", default="", help="this plate_verifier.onnx instead of the config's")
+    ap.add_argument("--detector", default="", help="this plate_detector.onnx instead of the config's")
     ap.add_argument("--zoom-input", type=int, default=0, help="the zoomed pass's input size (default: config's)")
     ap.add_argument("--half", type=int, choices=(0, 1), default=0,
                     help="which half of negatives/ (sha1(name) %% 2): 0 the design half, 1 the half kept unseen")
@@ -88,6 +89,8 @@ def main() -> int:
         kw["zoom_window"] = [] if args.window == "none" else [float(v) for v in args.window.split(",")]
     if args.verifier:
         kw["verifier_model"] = args.verifier
+    if args.detector:
+        kw["detector_model"] = args.detector
     if args.zoom_input:
         kw["zoom_input"] = args.zoom_input
     cfg = VisionConfig(**kw)
