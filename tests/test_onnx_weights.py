@@ -62,12 +62,10 @@ def test_the_cli_says_what_is_wrong_with_its_weights(tmp_path, capsys):
     assert not (tmp_path / "x.onnx").exists()
 
 
-torch = pytest.importorskip("torch")
-import train_verifier as tv
-
-
 def test_the_verifier_fine_tunes_from_the_function_it_exported(tmp_path):
     """--init-onnx: the folded batch norms become identities, so training starts where the file was."""
+    torch = pytest.importorskip("torch")  # the `train` extra
+    import train_verifier as tv
     model = tv.Verifier()
     with torch.no_grad():  # non-trivial batch-norm statistics, as after training
         for m in model.modules():
