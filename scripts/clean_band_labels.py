@@ -29,6 +29,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+from plate_crops import write_labels
+
 from alprd.plates import normalize_plate
 
 
@@ -92,11 +95,7 @@ def main() -> int:
                     row = [row[0], row[1][1:], *row[2:]]
                     fixed += 1
             rows.append(row)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "groundtruth.csv", "w", newline="") as fh:
-        csv.writer(fh).writerows(rows)
-    print(f"wrote {out / 'groundtruth.csv'}: {len(rows)} crops, {fixed} band letters dropped")
+    print(f"wrote {write_labels(Path(args.out), rows)}: {len(rows)} crops, {fixed} band letters dropped")
     return 0
 
 

@@ -23,6 +23,20 @@ def is_val(key: str) -> bool:
     return int(hashlib.sha1(key.encode()).hexdigest(), 16) % 5 == 0
 
 
+def held_out_photo(path: str | Path) -> bool:
+    """The tenth of plate-detect/train held out to judge the detector cascade (sha1(file name) % 10 == 0)."""
+    return int(hashlib.sha1(Path(path).name.encode()).hexdigest(), 16) % 10 == 0
+
+
+def write_labels(out: Path, rows: list) -> Path:
+    """Write teacher-label rows (file, PLATE, region, score) as OUT/groundtruth.csv (``load_pseudo`` reads it)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "groundtruth.csv"
+    with open(path, "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    return path
+
+
 def negative_half(path: Path) -> int:
     """0: the design half of negatives/ (thresholds are chosen and hard negatives mined there), 1: the other."""
     return int(hashlib.sha1(path.name.encode()).hexdigest(), 16) % 2
@@ -81,11 +95,11 @@ def plate_images(data: Path, detect_crops: bool = False, max_width: int = 0) -> 
     if detect_crops:
         files += sorted((data / "plate-crops-detect").glob("*/*.jpg"))
     out = []
-    for f in files:
-        im = cv2.imread(str(f), cv2.IMREAD_COLOR)
-        if im is not None and max_width and im.shape[1] > max_width:
+    for im in (cv2.imread(str(f), cv2.IMREAD_COLOR) for f in files):
+        if im is None:
+            continue
+        if max_width and im.shape[1] > max_width:
             im = cv2.resize(im, (max_width, max(1, round(im.shape[0] * max_width / im.shape[1]))),
                             interpolation=cv2.INTER_AREA)
-        if im is not None:
-            out.append(im)
+        out.append(im)
     return out

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from eval_ocr import ppocr_reader
-from plate_crops import is_val
+from plate_crops import is_val, write_labels
 from pseudo_label_crops import EU_SYNTAX, clean_eu, eu_band_width
 
 from alprd.vision.ocr import OnnxRecognizer
@@ -100,12 +100,9 @@ def main() -> int:
             new.append((key, ours.text, "eu", f"{ours.confidence:.3f}"))
             added += 1
         print(f"{folder}: {added} added", flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "groundtruth.csv", "w", newline="") as fh:
-        csv.writer(fh).writerows(old + new)
+    path = write_labels(Path(args.out), old + new)
     print("why not kept / counts:", dict(why))
-    print(f"EU added: {len(new)}; wrote {out / 'groundtruth.csv'}: {len(old)} old + {len(new)} new rows")
+    print(f"EU added: {len(new)}; wrote {path}: {len(old)} old + {len(new)} new rows")
     return 0
 
 

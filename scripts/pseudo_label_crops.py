@@ -26,7 +26,6 @@ prints how many were kept per folder.
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import sys
 from pathlib import Path
@@ -37,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
-from plate_crops import is_val
+from plate_crops import is_val, write_labels
 
 from alprd.plates import normalize_plate
 
@@ -97,8 +96,6 @@ def main() -> int:
         return (normalize_plate(res[0][0]), float(res[0][1])) if res else ("", 0.0)
 
     root = Path(args.data) / "plate-crops-detect"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     rows = []
     for folder, region, syntax in (("br", "br", BR_SYNTAX), ("eu", "eu", EU_SYNTAX), ("eu2", "eu", EU_SYNTAX)):
         files = sorted((root / folder).glob("*.jpg"))
@@ -119,9 +116,7 @@ def main() -> int:
             rows.append((f"plate-crops-detect/{folder}/{f.name}", text, region, f"{score:.3f}"))
             kept += 1
         print(f"{folder}: {kept} of {len(files)} kept", flush=True)
-    with open(out / "groundtruth.csv", "w", newline="") as fh:
-        csv.writer(fh).writerows(rows)
-    print(f"wrote {out / 'groundtruth.csv'}: {len(rows)} crops")
+    print(f"wrote {write_labels(Path(args.out), rows)}: {len(rows)} crops")
     return 0
 
 

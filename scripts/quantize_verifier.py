@@ -17,7 +17,6 @@ then compared on the held-out tenth (``train_verifier.held_out_report``).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from eval_detector import read_split
+from plate_crops import held_out_photo
 from quantize_ocr import quantize
 from train_verifier import held_out_report
 
@@ -49,7 +49,7 @@ def main() -> int:
     cfg = VisionConfig()
     root = Path(args.data) / "plate-detect"
     files = sorted((root / "train" / "images").glob("*.jpg"))
-    held = [int(hashlib.sha1(f.name.encode()).hexdigest(), 16) % 10 == 0 for f in files]
+    held = [held_out_photo(f) for f in files]
     data = read_split(root, "train")
     det = OnnxDetector(args.detector, score_threshold=cfg.candidate_threshold, input_size=cfg.detector_input)
     rng = np.random.default_rng(0)

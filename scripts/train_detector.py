@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
 import json
 import math
 import os
@@ -50,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from onnx_weights import freeze_batchnorm, initializers, load_folded_convs
-from plate_crops import negative_photos, plate_images
+from plate_crops import held_out_photo, negative_photos, plate_images
 
 from alprd import synth
 
@@ -638,7 +637,7 @@ def main(argv=None) -> int:
     data_root = Path(args.data) / "plate-detect"
     images, boxes, files = load_split(data_root, "train")
     if args.hold_out:
-        keep = [int(hashlib.sha1(Path(f).name.encode()).hexdigest(), 16) % 10 != 0 for f in files]
+        keep = [not held_out_photo(f) for f in files]
         images, boxes = images[np.array(keep, bool)], [b for b, k in zip(boxes, keep, strict=True) if k]
     log(f"train images: {len(images)} with {sum(len(b) for b in boxes)} plates from {data_root / 'train'}", fh)
     if len(images) == 0:

@@ -33,7 +33,6 @@ so the verifier learns the candidates it will be shown.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -49,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from eval_detector import demo_frame, read_split
 from onnx_weights import freeze_batchnorm, initializers, load_folded_convs
-from plate_crops import negative_photos, plate_images
+from plate_crops import held_out_photo, negative_photos, plate_images
 from train_detector import log
 
 from alprd import synth
@@ -388,7 +387,7 @@ def main() -> int:
     files = sorted((root / "train" / "images").glob("*.jpg"))
     data = read_split(root, "train")
     donors = plate_images(Path(args.data))
-    held = [int(hashlib.sha1(f.name.encode()).hexdigest(), 16) % 10 == 0 for f in files]
+    held = [held_out_photo(f) for f in files]
     images: list[np.ndarray] = []
     train: list = []
     val: list = []
