@@ -104,6 +104,9 @@ class VisionConfig(Section):
     # a candidate whose fused score reaches this is verified again, mirrored (alprd.vision.verifier); 1 = never
     verifier_second_look: float = Field(default=0.2, gt=0, le=1)
     ocr_min_confidence: float = Field(default=0.85, ge=0, le=1)  # scripts/calibrate_ocr.py
+    # a one-line read less confident than this is read again from four other cuts of its crop and
+    # the five fused (alprd.vision.ocr.second_views); 0 = never
+    ocr_second_read: float = Field(default=0.98, ge=0, le=1)
     min_plate_chars: int = Field(default=2, ge=1, le=10)
     # the plate syntaxes the reader expects, in order of preference (alprd.vision.formats.REGIONS)
     regions: list[Literal["us", "br", "eu"]] = Field(default_factory=lambda: ["us"], min_length=1, max_length=3)

@@ -14,7 +14,7 @@ Usage:
     python scripts/bench_detector.py [--model models/plate_detector.onnx] [--threads 1]
         [--input-size 640] [--frames 200] [--pin-core 0]
         [--verifier models/plate_verifier.onnx --candidate-threshold 0.1] [--scenes real]
-        [--no-zoom] [--whole-read]
+        [--no-zoom] [--whole-read [--ocr-second-read X]]
 """
 
 from __future__ import annotations
@@ -81,6 +81,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets"))
     ap.add_argument("--no-zoom", action="store_true", help="without the zoomed second pass (vision.zoom_window = [])")
     ap.add_argument("--whole-read", action="store_true", help="time detection + OCR, as the daemon reads a frame")
+    ap.add_argument("--ocr-second-read", type=float, default=VisionConfig().ocr_second_read,
+                    help="with --whole-read: vision.ocr_second_read (0 = never)")
     args = ap.parse_args(argv)
 
     if args.pin_core >= 0 and hasattr(os, "sched_setaffinity"):
@@ -90,7 +92,7 @@ def main(argv=None) -> int:
 
     cfg = VisionConfig(detector_model=args.model, verifier_model=args.verifier, threads=args.threads,
                        detector_input=args.input_size, candidate_threshold=args.candidate_threshold,
-                       **({"zoom_window": []} if args.no_zoom else {}))
+                       ocr_second_read=args.ocr_second_read, **({"zoom_window": []} if args.no_zoom else {}))
     det = load_detector(cfg)
     if args.whole_read:
         reader = load_reader(cfg)

@@ -14,11 +14,14 @@ Also our model with two-line splitting off, to show it costs nothing on one-line
 ``--set br`` scores the held-out Brazilian crops instead (split by plate text), ``--set eu`` the
 held-out teacher-read European crops; ``--regions`` decodes with those plate syntaxes;
 ``--two-line N`` scores N rendered two-line plates (no real two-line crops exist in
-the shared sets), where splitting is what makes them readable.
+the shared sets), where splitting is what makes them readable. ``--in-context`` pastes
+each held-out crop into a real surround and cuts it as the daemon would (detector-like
+box error and margin; the fixed draw of ``scripts/train_ocr.py``'s held-out report).
+``--second-read`` is the reader's ``vision.ocr_second_read`` (default: the config's).
 
     python scripts/eval_ocr.py [--model models/plate_ocr.onnx] [--data ../shared/datasets]
-                               [--set us|br] [--split val|all] [--two-line N]
-                               [--no-ppocr] [--json out.json] [--errors]
+                               [--set us|br|eu] [--split val|all] [--two-line N] [--in-context]
+                               [--second-read X] [--no-ppocr] [--json out.json] [--errors]
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 from plate_crops import load_br, load_pseudo, load_us
 
+from alprd.config import VisionConfig
 from alprd.plates import edit_distance, normalize_plate
 from alprd.synth import random_plate_text, render_plate
 from alprd.vision.ocr import OnnxRecognizer
@@ -59,6 +63,16 @@ def load_set(data: Path, which: str, split: str, pseudo: Path = PSEUDO) -> list[
     else:
         train, val = (load_us if which == "us" else load_br)(data)
     return val if split == "val" else train + val
+
+
+def in_context_crops(data: Path, crops: list) -> list[tuple[str, np.ndarray, str]]:
+    """The crops as the daemon cuts them from a scene: one fixed draw (seed 99) of surrounds and box errors."""
+    from plate_context import ContextBank, in_context
+    from synth_plates import FontPlateRenderer
+
+    bank, rng = ContextBank(data, seed=99), np.random.default_rng(99)
+    fonts = FontPlateRenderer(str(ROOT / ".data" / "fonts")).text_fonts
+    return [(n, in_context(c, rng, bank, fonts), t) for n, c, t in crops]
 
 
 def two_line_plates(n: int) -> list[tuple[str, np.ndarray, str]]:
@@ -118,6 +132,9 @@ def main() -> int:
     ap.add_argument("--regions", default="", help="plate regions for the decoder, e.g. eu (default: none)")
     ap.add_argument("--two-line", type=int, default=0, metavar="N",
                     help="instead, read N rendered two-line plates, with and without line splitting")
+    ap.add_argument("--in-context", action="store_true", help="the crops pasted into real surrounds, cut like the daemon")
+    ap.add_argument("--second-read", type=float, default=VisionConfig().ocr_second_read,
+                    help="re-read from other cuts below this confidence (0 = never)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-ppocr", action="store_true", help="skip the PP-OCRv4 comparison")
     ap.add_argument("--errors", action="store_true", help="list our model's misreads")
@@ -130,10 +147,14 @@ def main() -> int:
     else:
         crops = load_set(Path(args.data), args.set, args.split, Path(args.pseudo))
         print(f"{len(crops)} real {args.set.upper()} crops ({args.split} split of scripts/plate_crops.py)")
+        if args.in_context:
+            crops = in_context_crops(Path(args.data), crops)
+            print("  each pasted into a real surround and cut like a detector box (scripts/plate_context.py)")
     truths = [t for *_, t in crops]
     imgs = [c for _, c, _ in crops]
     regions = [r for r in args.regions.split(",") if r]
-    rec = OnnxRecognizer(args.model, threads=args.threads, min_confidence=0.0, regions=regions)
+    rec = OnnxRecognizer(args.model, threads=args.threads, min_confidence=0.0, regions=regions,
+                         second_read=args.second_read)
     t = time.perf_counter()
     reads = rec.read(imgs)
     ours_s = time.perf_counter() - t

@@ -18,7 +18,9 @@ from alprd.vision.ocr import (
     OnnxRecognizer,
     decode_ctc,
     decode_slots,
+    fuse_reads,
     preprocess,
+    second_views,
 )
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "plate_ocr.onnx"
@@ -219,3 +221,74 @@ def test_reads_carry_candidates_and_the_region_whose_syntax_they_fit():
     assert (odd.text, odd.region, odd.format_ok) == ("7XY12", None, False)
     plain = OnnxRecognizer(MODEL, threads=1).read([render_plate("7XY12", rng)])[0]
     assert plain.text == "7XY12" and plain.region is None and plain.format_ok
+
+
+# ------------------------------------------------------------------ the second read
+def test_second_views_are_four_other_cuts_of_the_crop():
+    crop = np.arange(40 * 100 * 3, dtype=np.uint32).reshape(40, 100, 3).astype(np.uint8)
+    loose5, loose10, less_left, less_right = second_views(crop)
+    assert loose5.shape == (44, 110, 3) and loose10.shape == (48, 120, 3)
+    assert np.array_equal(loose5[2:42, 5:105], crop) and np.array_equal(loose10[4:44, 10:110], crop)
+    assert np.array_equal(loose5[0, 5:105], crop[0]) and np.array_equal(loose5[2:42, 0], crop[:, 0])  # edges repeated
+    assert np.array_equal(less_left, crop[:, 3:]) and np.array_equal(less_right, crop[:, :97])
+
+
+def _read(text: str, conf: float, *candidates: tuple[str, float]) -> PlateText:
+    return PlateText(text, conf, (conf,) * len(text), candidates or ((text, conf),) if text else ())
+
+
+def test_fuse_reads_sums_the_views_candidates_over_the_texts_they_chose():
+    first = _read("1ABC123", 0.90, ("1ABC123", 0.5), ("ABC123", 0.35))
+    views = [_read("ABC123", 0.93, ("ABC123", 0.4), ("1ABC123", 0.1)), _read("ABC123", 0.80, ("ABC123", 0.2)),
+             _read("1ABC123", 0.95, ("1ABC123", 0.3)), _read("", 0.2)]
+    fused = fuse_reads([first, *views])
+    assert fused is views[0]  # ABC123: 0.35 + 0.4 + 0.2 against 0.5 + 0.1 + 0.3; its most confident view
+    # a candidate that no view chose does not win, however likely
+    assert fuse_reads([first, _read("1ABC123", 0.9, ("XYZ", 0.9), ("1ABC123", 0.1))]).text == "1ABC123"
+    # a tie keeps the first look's text; nothing read keeps the first look
+    assert fuse_reads([_read("AAA111", 0.9, ("AAA111", 0.4)), _read("AAA11", 0.99, ("AAA11", 0.4))]).text == "AAA111"
+    assert fuse_reads([_read("", 0.1), _read("", 0.3)]).confidence == 0.1
+
+
+class _Counting:
+    """The recogniser's own onnxruntime session, counting its batches."""
+
+    def __init__(self, session):
+        self.session, self.batches = session, []
+
+    def run(self, outputs, feeds):
+        self.batches.append(len(next(iter(feeds.values()))))
+        return self.session.run(outputs, feeds)
+
+
+def test_only_unsure_one_line_reads_are_read_again():
+    rng = np.random.default_rng(11)
+    texts = [random_plate_text(rng) for _ in range(12)]
+    plates = [render_plate(t, rng) for t in texts]
+    never = OnnxRecognizer(MODEL, threads=1, second_read=0.0)
+    first = never.read(plates)
+    cut = sorted(r.confidence for r in first if r.text)[len(plates) // 2]  # about half are below it
+    again = OnnxRecognizer(MODEL, threads=1, second_read=cut)
+    again._session = _Counting(again._session)
+    reads = again.read(plates)
+    unsure = [i for i, r in enumerate(first) if r.text and r.confidence < cut]
+    assert 0 < len(unsure) < len(plates)
+    assert again._session.batches == [len(plates), 4 * len(unsure)]
+    for i, (a, b) in enumerate(zip(first, reads, strict=True)):
+        if i not in unsure:
+            assert a == b
+        else:  # the fused read is one the views made, never below the drop threshold
+            assert b.text and b.confidence >= again.min_confidence
+    good = sum(r.text == t for r, t in zip(reads, texts, strict=True))
+    assert good >= sum(r.text == t for r, t in zip(first, texts, strict=True)) - 1
+
+
+def test_two_line_plates_and_dropped_crops_are_not_read_again():
+    rng = np.random.default_rng(3)
+    stacked = render_plate("ABC123", rng, split=3, height=100)
+    noise = rng.integers(0, 256, (50, 100, 3), dtype=np.uint8)
+    always = OnnxRecognizer(MODEL, threads=1, second_read=1.0)
+    once = OnnxRecognizer(MODEL, threads=1, second_read=0.0)
+    always._session = _Counting(always._session)
+    assert always.read([stacked, noise]) == once.read([stacked, noise])
+    assert len(always._session.batches) == 1
