@@ -132,7 +132,8 @@ def main() -> int:
     ap.add_argument("--regions", default="", help="plate regions for the decoder, e.g. eu (default: none)")
     ap.add_argument("--two-line", type=int, default=0, metavar="N",
                     help="instead, read N rendered two-line plates, with and without line splitting")
-    ap.add_argument("--in-context", action="store_true", help="the crops pasted into real surrounds, cut like the daemon")
+    ap.add_argument("--in-context", action="store_true",
+                    help="the crops pasted into real surrounds, cut like the daemon")
     ap.add_argument("--second-read", type=float, default=VisionConfig().ocr_second_read,
                     help="re-read from other cuts below this confidence (0 = never)")
     ap.add_argument("--threads", type=int, default=1)

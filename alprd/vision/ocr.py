@@ -142,9 +142,9 @@ def second_views(crop: np.ndarray) -> list[np.ndarray]:
     an edge character cut off. Another view of the same plate rarely makes the same mistake.
     """
     h, w = crop.shape[:2]
-    dx = int(round(w * 0.03))
-    views = [cv2.copyMakeBorder(crop, int(round(h * f)), int(round(h * f)), int(round(w * f)), int(round(w * f)),
-                                cv2.BORDER_REPLICATE) for f in (0.05, 0.10)]
+    dx = round(w * 0.03)
+    views = [cv2.copyMakeBorder(crop, round(h * f), round(h * f), round(w * f), round(w * f), cv2.BORDER_REPLICATE)
+             for f in (0.05, 0.10)]
     return [*views, crop[:, dx:], crop[:, :w - dx]]
 
 
