@@ -21,10 +21,16 @@ agree with the student by construction); and a new crop whose text equals the te
 EU validation crop of the old table is left out too, so that the same plate seen in another
 file cannot leak the eu_teacher validation into training.
 
+``--rule views`` asks the student alone, five times: the crop and its four other cuts
+(``alprd.vision.ocr.second_views``) must all read the same text, which must
+fit EU_SYNTAX with confidence >= --min-conf; no teacher (self-training on the crops where the
+teacher and the student disagreed).
+
 Writes OUT/groundtruth.csv: the old rows unchanged, then the new ones (`file,PLATE,eu,conf`,
 conf being the student's confidence), and prints how many EU crops were added.
 
     .venv/bin/python scripts/pseudo_label_agree.py --old .data/pseudo/groundtruth.csv --out .data/pseudo2
+    .venv/bin/python scripts/pseudo_label_agree.py --rule views --old .data/pseudo4/groundtruth.csv --out .data/pseudo5
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from eval_ocr import ppocr_reader
 from plate_crops import is_val, write_labels
 from pseudo_label_crops import EU_SYNTAX, clean_eu, eu_band_width
 
-from alprd.vision.ocr import OnnxRecognizer
+from alprd.vision.ocr import OnnxRecognizer, second_views
 
 
 def main() -> int:
@@ -54,16 +60,17 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / ".data" / "pseudo2"))
     ap.add_argument("--model", default=str(ROOT / "models" / "plate_ocr.onnx"))
     ap.add_argument("--min-conf", type=float, default=0.9, help="least student confidence")
+    ap.add_argument("--rule", choices=("teacher", "views"), default="teacher",
+                    help="keep a crop when the student agrees with the teacher, or with its own other cuts")
     args = ap.parse_args()
 
     with open(args.old, newline="") as fh:
         old = [row for row in csv.reader(fh) if len(row) >= 2]
     have = {row[0] for row in old}
     val_texts = {row[1] for row in old if len(row) >= 3 and row[2] == "eu" and is_val(row[0])}
-    teacher = ppocr_reader()
-    if teacher is None:
+    teacher = ppocr_reader() if args.rule == "teacher" else None
+    if teacher is None and args.rule == "teacher":
         sys.exit("rapidocr_onnxruntime is missing (pip install rapidocr-onnxruntime)")
-    rec_only, _ = teacher
     student = OnnxRecognizer(args.model, threads=1, min_confidence=0.0, regions=["eu"])
 
     root = Path(args.data) / "plate-crops-detect"
@@ -83,8 +90,12 @@ def main() -> int:
                 why["val split (file)"] += 1
                 continue
             ours = student.read([img])[0]
-            band = eu_band_width(img)
-            readings = {rec_only(img[:, band:]), rec_only(clean_eu(img))}
+            if teacher is not None:
+                band = eu_band_width(img)
+                readings = {teacher[0](img[:, band:]), teacher[0](clean_eu(img))}
+            else:
+                readings = {r.text for r in student.read(second_views(img))} | {ours.text}
+                readings = readings if len(readings) == 1 else set()
             if ours.text not in readings:
                 why["no agreement"] += 1
                 continue
