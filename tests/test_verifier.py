@@ -18,10 +18,12 @@ from alprd.vision.verifier import (
     CROP_H,
     CROP_W,
     PAD_VALUE,
+    SECOND_LOOK_SCALES,
     OnnxVerifier,
     VerifiedDetector,
     apply_deltas,
     context_crop,
+    scale_boxes,
 )
 from alprd.vision.zoom import ZoomedDetector
 
@@ -193,16 +195,25 @@ def test_a_mirrored_look_is_the_look_at_the_mirrored_frame(verifier, scene):
     assert mirrored[0] >= 0.5 > mirrored[1]
 
 
-def test_candidates_near_the_threshold_get_a_second_mirrored_look(verifier, scene):
+def test_scale_boxes_keeps_the_centre():
+    boxes = np.array([[10, 20, 110, 60], [0, 0, 4, 2]], np.float32)
+    np.testing.assert_allclose(scale_boxes(boxes, 1.5), [[-15, 10, 135, 70], [-1, -0.5, 5, 2.5]])
+    np.testing.assert_allclose(scale_boxes(boxes, 1.0), boxes)
+
+
+def test_candidates_near_the_threshold_get_a_second_look_from_other_views(verifier, scene):
     frame, (x1, y1, x2, y2) = scene
     w, h = x2 - x1, y2 - y1  # a loose box on the plate (an unsure first look), and a patch of sky
     boxes = [(x1 - 0.3 * w, y1 - 0.4 * h, x2 + 0.2 * w, y2 + 0.5 * h, 0.6), (300.0, 60.0, 420.0, 100.0, 0.05)]
     once = VerifiedDetector(FixedBoxes(boxes), verifier, threshold=0.3).detect(frame)
     twice = VerifiedDetector(FixedBoxes(boxes), verifier, threshold=0.3, second_look=0.2).detect(frame)
     assert len(once) == len(twice) == 1
-    p, _ = verifier.assess(frame, [b[:4] for b in boxes[:1]])
-    m, _ = verifier.assess(frame, [b[:4] for b in boxes[:1]], mirrored=True)
-    mean = 1 / (1 + np.exp(-(np.log(p / (1 - p)) + np.log(m / (1 - m))) / 2))
+    first = np.array([b[:4] for b in boxes[:1]], np.float32)
+    p, _ = verifier.assess(frame, first)
+    looks = [p, verifier.assess(frame, first, mirrored=True)[0]]
+    looks += [verifier.assess(frame, scale_boxes(first, f))[0] for f in SECOND_LOOK_SCALES]
+    looks = [np.clip(q.astype(np.float64), 1e-4, 1 - 1e-4) for q in looks]  # as the cascade bounds them
+    mean = 1 / (1 + np.exp(-np.mean([np.log(q / (1 - q)) for q in looks], axis=0)))
     assert twice[0].score == pytest.approx(float(verifier.combine(np.array([0.6]), mean)[0]), rel=1e-5)
     assert once[0].score == pytest.approx(float(verifier.combine(np.array([0.6]), p)[0]), rel=1e-5)
     assert abs(twice[0].score - once[0].score) > 1e-3  # the second look changed it
