@@ -101,7 +101,7 @@ class VisionConfig(Section):
     detector_input: int = Field(default=768, ge=0, le=4096, multiple_of=32)
     candidate_threshold: float = Field(default=0.1, gt=0, lt=1)
     detect_threshold: float = Field(default=0.4, gt=0, lt=1)
-    # a candidate whose fused score reaches this is verified again, mirrored (alprd.vision.verifier); 1 = never
+    # a candidate whose fused score reaches this is verified again from other views (alprd.vision.verifier); 1 = never
     verifier_second_look: float = Field(default=0.2, gt=0, le=1)
     ocr_min_confidence: float = Field(default=0.85, ge=0, le=1)  # scripts/calibrate_ocr.py
     # a one-line read less confident than this is read again from four other cuts of its crop and

@@ -13,9 +13,12 @@ never on valid/test or the scene sets.
 
     python scripts/eval_far_plates.py [--photos 150] [--negatives 250]
         [--window 0.25,0.35,0.75,0.65 | --window none] [--zoom-input 768] [--half 0|1] [--verifier F] [--detector F]
+        [--held-out]
 
 Prints the far plates found (IoU >= 0.5), the precision on those frames and the false boxes
-per negative photo, at the daemon's default thresholds.
+per negative photo, at the daemon's default thresholds; ``--held-out`` also the cascade's recall
+and precision on the verifier's held-out tenth of plate-detect/train (plate_crops.held_out_photo;
+needs the train extra).
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ def main() -> int:
                     help="which half of negatives/ (sha1(name) %% 2): 0 the design half, 1 the half kept unseen")
     ap.add_argument("--x", type=float, default=0.4, help="span of the far plates' centres, fraction of the width")
     ap.add_argument("--y", type=float, default=0.2, help="the same, of the height")
+    ap.add_argument("--held-out", action="store_true", help="also the held-out tenth of the training photos")
     args = ap.parse_args()
     cv2.setNumThreads(1)
 
@@ -113,6 +117,18 @@ def main() -> int:
     print(f"far plates 25-40 px found: {found / len(picks):.1%} ({found}/{len(picks)}); precision on those frames "
           f"{tp / max(tp + fp, 1):.1%}; false boxes per negative photo {false_neg / max(len(neg_files), 1):.3f} "
           f"({len(neg_files)} negatives of half {args.half})")
+    if args.held_out:
+        from eval_detector import read_split
+        from plate_crops import held_out_photo
+        from train_verifier import held_out_report
+
+        root = Path(args.data) / "plate-detect"
+        files = sorted((root / "train" / "images").glob("*.jpg"))
+        held = [x for x, f in zip(read_split(root, "train"), files, strict=True) if held_out_photo(f)]
+        report = held_out_report(str(cfg.detector_model), cfg.verifier_model, held, cfg.detector_input,
+                                 candidate_thresholds=(cfg.candidate_threshold,), thresholds=(cfg.detect_threshold,))
+        for k, v in report.items():
+            print(f"held-out tenth of plate-detect/train, {k}: recall {v['recall']:.3f} precision {v['precision']:.3f}")
     return 0
 
 
