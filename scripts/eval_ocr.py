@@ -16,7 +16,7 @@ held-out teacher-read European crops; ``--regions`` decodes with those plate syn
 ``--two-line N`` scores N rendered two-line plates (no real two-line crops exist in
 the shared sets), where splitting is what makes them readable. ``--in-context`` pastes
 each held-out crop into a real surround and cuts it as the daemon would (detector-like
-box error and margin; the fixed draw of ``scripts/train_ocr.py``'s held-out report).
+box error and margin; one fixed draw, seed 99, as ``scripts/train_ocr.py`` draws its held-out US one).
 ``--second-read`` is the reader's ``vision.ocr_second_read`` (default: the config's).
 
     python scripts/eval_ocr.py [--model models/plate_ocr.onnx] [--data ../shared/datasets]

@@ -172,7 +172,8 @@ class VerifiedDetector:
         if len(again):
             boxes_again = np.asarray(given, np.float32)[again]
             looks = [probs[again], self.verifier.assess(image, boxes_again, mirrored=True)[0]]
-            looks += [self.verifier.assess(image, scale_boxes(boxes_again, f))[0] for f in SECOND_LOOK_SCALES]
+            scaled = np.concatenate([scale_boxes(boxes_again, f) for f in SECOND_LOOK_SCALES])
+            looks += np.split(self.verifier.assess(image, scaled)[0], len(SECOND_LOOK_SCALES))  # one batch
             probs[again] = 1.0 / (1.0 + np.exp(-np.mean([_logit(p) for p in looks], axis=0)))
             scores = self.verifier.combine(det_scores, probs)
         h, w = image.shape[:2]
