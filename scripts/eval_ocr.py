@@ -136,6 +136,8 @@ def main() -> int:
                     help="the crops pasted into real surrounds, cut like the daemon")
     ap.add_argument("--second-read", type=float, default=VisionConfig().ocr_second_read,
                     help="re-read from other cuts below this confidence (0 = never)")
+    ap.add_argument("--wide-aspect", type=float, default=VisionConfig().ocr_wide_aspect,
+                    help="read crops at least this many times as wide as high at the wide input (0 = never)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-ppocr", action="store_true", help="skip the PP-OCRv4 comparison")
     ap.add_argument("--errors", action="store_true", help="list our model's misreads")
@@ -155,7 +157,7 @@ def main() -> int:
     imgs = [c for _, c, _ in crops]
     regions = [r for r in args.regions.split(",") if r]
     rec = OnnxRecognizer(args.model, threads=args.threads, min_confidence=0.0, regions=regions,
-                         second_read=args.second_read)
+                         second_read=args.second_read, wide_aspect=args.wide_aspect)
     t = time.perf_counter()
     reads = rec.read(imgs)
     ours_s = time.perf_counter() - t

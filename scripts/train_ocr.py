@@ -60,6 +60,7 @@ from alprd.vision.ocr import (
     ALPHABET,
     IMG_H,
     IMG_W,
+    input_width,
     MAX_SLOTS,
     PAD,
     decode_ctc,
@@ -93,9 +94,9 @@ def encode(text: str) -> np.ndarray:
 class PlateStream(torch.utils.data.IterableDataset):
     """Endless batches (uint8 N,H,W,3 and int64 N,slots), mixed from all sources."""
 
-    def __init__(self, us, br, font_dir, batch, seed, mix, pseudo=(), data=None, context_p=0.0):
+    def __init__(self, us, br, font_dir, batch, seed, mix, pseudo=(), data=None, context_p=0.0, wide_aspect=0.0):
         self.us, self.br, self.font_dir, self.batch, self.seed = us, br, font_dir, batch, seed
-        self.pseudo, self.data, self.context_p = list(pseudo), data, context_p
+        self.pseudo, self.data, self.context_p, self.wide_aspect = list(pseudo), data, context_p, wide_aspect
         names = ["us", "br", "pseudo", "font", "eu", "hershey", "neg"]
         have = {"us": bool(us), "br": bool(br), "pseudo": bool(self.pseudo)}
         p = np.array([mix.get(n, 0.0) if have.get(n, True) else 0.0 for n in names], float)
@@ -136,7 +137,7 @@ class PlateStream(torch.utils.data.IterableDataset):
                 crop, text = halves[k], lines[k]
         else:
             crop, text = negative_crop(rng), ""
-        return resize_crop(crop, IMG_H, IMG_W), encode(text)
+        return crop, encode(text)
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -147,19 +148,23 @@ class PlateStream(torch.utils.data.IterableDataset):
         self.eu = EuPlateRenderer(fonts)
         if self.context_p > 0 and self.data is not None:
             self.bank = ContextBank(self.data, seed=self.seed + wid)
+        buckets: dict[int, list] = {}  # one batch per input width (--wide-aspect), filled as crops come
         while True:
-            xs = np.empty((self.batch, IMG_H, IMG_W, 3), np.uint8)
-            ys = np.empty((self.batch, MAX_SLOTS), np.int64)
-            for i in range(self.batch):
-                for _ in range(5):
-                    try:
-                        xs[i], ys[i] = self.sample(rng, fonts)
-                        break
-                    except Exception:  # noqa: BLE001, S112 - a rare bad draw must not kill the run
-                        continue
-                else:
-                    xs[i], ys[i] = 0, encode("")
-            yield torch.from_numpy(xs), torch.from_numpy(ys)
+            for _ in range(5):
+                try:
+                    crop, y = self.sample(rng, fonts)
+                    width = input_width(crop.shape, self.wide_aspect)
+                    x = resize_crop(crop, IMG_H, width)
+                    break
+                except Exception:  # noqa: BLE001, S112 - a rare bad draw must not kill the run
+                    continue
+            else:
+                width, x, y = IMG_W, np.zeros((IMG_H, IMG_W, 3), np.uint8), encode("")
+            batch = buckets.setdefault(width, [])
+            batch.append((x, y))
+            if len(batch) == self.batch:
+                yield torch.from_numpy(np.stack([b[0] for b in batch])), torch.from_numpy(np.stack([b[1] for b in batch]))
+                batch.clear()
 
 
 def _worker_init(_):
@@ -225,7 +230,7 @@ class PlateOCRCTC(nn.Module):
             f = self.rnn(f)[0] + f
         else:
             f = F.relu(self.ctx(f.transpose(1, 2))).transpose(1, 2) + f
-        return self.out(self.drop(f)).reshape(-1, (IMG_W // 8) * 2, self.ncls)
+        return self.out(self.drop(f)).reshape(f.shape[0], -1, self.ncls)  # 2 steps per column
 
 
 def _through(name: str, passthrough: dict[str, str]) -> str:
@@ -380,7 +385,7 @@ def head_forward(model, f):
         f = f.permute(0, 3, 1, 2).flatten(2)
         f = F.relu(model.proj(f))
         f = F.relu(model.ctx(f.transpose(1, 2))).transpose(1, 2) + f
-        return model.out(model.drop(f)).reshape(-1, (IMG_W // 8) * 2, model.ncls)
+        return model.out(model.drop(f)).reshape(f.shape[0], -1, model.ncls)
     return model.head(model.drop(f.flatten(1))).view(-1, model.slots, model.ncls)
 
 
@@ -419,15 +424,21 @@ def score(preds: list[str], truths: list[str]) -> dict:
 
 
 @torch.no_grad()
-def predict(model, crops, device) -> list[str]:
+def predict(model, crops, device, wide_aspect: float = 0.0) -> list[str]:
+    """Greedy readings of ``crops``, each at its input width (``alprd.vision.ocr.input_width``)."""
     model.eval()
-    out = []
-    for i in range(0, len(crops), 256):
-        x = np.stack([resize_crop(c, IMG_H, IMG_W) for c in crops[i:i + 256]])
-        xt = torch.from_numpy(x).to(device).permute(0, 3, 1, 2).float().div_(255)
-        probs = torch.softmax(model(xt).float(), -1).cpu().numpy()
-        dec = decode_ctc(probs, ALPHABET) if isinstance(model, PlateOCRCTC) else decode_slots(probs, ALPHABET, PAD)
-        out += [t for t, _, _ in dec]
+    out = [""] * len(crops)
+    widths = [input_width(c.shape, wide_aspect) if isinstance(model, PlateOCRCTC) else IMG_W for c in crops]
+    for width in set(widths):
+        idx = [i for i, w in enumerate(widths) if w == width]
+        for k in range(0, len(idx), 256):
+            part = idx[k:k + 256]
+            x = np.stack([resize_crop(crops[i], IMG_H, width) for i in part])
+            xt = torch.from_numpy(x).to(device).permute(0, 3, 1, 2).float().div_(255)
+            probs = torch.softmax(model(xt).float(), -1).cpu().numpy()
+            dec = decode_ctc(probs, ALPHABET) if isinstance(model, PlateOCRCTC) else decode_slots(probs, ALPHABET, PAD)
+            for i, (t, _, _) in zip(part, dec, strict=True):
+                out[i] = t
     return out
 
 
@@ -436,15 +447,16 @@ def export_onnx(model, path: Path, meta: dict) -> None:
     import onnx
 
     wrapped = WithSoftmax(model).eval().cpu()
+    head = "ctc" if isinstance(model, PlateOCRCTC) else "slots"  # a CTC model reads any width
     x = torch.zeros(1, 3, IMG_H, IMG_W)
     kw = {"input_names": ["image"], "output_names": ["probs"], "opset_version": 17,
-          "dynamic_axes": {"image": {0: "batch"}, "probs": {0: "batch"}}}
+          "dynamic_axes": {"image": {0: "batch", 3: "width"}, "probs": {0: "batch", 1: "steps"}}
+          if head == "ctc" else {"image": {0: "batch"}, "probs": {0: "batch"}}}
     try:
         torch.onnx.export(wrapped, (x,), str(path), dynamo=False, **kw)
     except TypeError:
         torch.onnx.export(wrapped, (x,), str(path), **kw)
     m = onnx.load(str(path))
-    head = "ctc" if isinstance(model, PlateOCRCTC) else "slots"
     meta = {"alphabet": ALPHABET, "pad": PAD, "head": head, "input": f"3x{IMG_H}x{IMG_W} BGR 0..1",
             **{k: str(v) for k, v in meta.items()}}
     for k, v in meta.items():
@@ -489,6 +501,9 @@ def main() -> int:
     ap.add_argument("--init-onnx", default="", help="start from an exported float plate_ocr.onnx (GRU context)")
     ap.add_argument("--pseudo", default=str(ROOT / ".data" / "pseudo" / "groundtruth.csv"),
                     help="teacher-read real crops (scripts/pseudo_label_crops.py), mix key 'pseudo'")
+    ap.add_argument("--wide-aspect", type=float, default=0.0,
+                    help="crops at least this many times as wide as high train (and validate) at the wide "
+                         "input width (alprd.vision.ocr.input_width; the daemon's vision.ocr_wide_aspect); 0: all at 128")
     ap.add_argument("--context-p", type=float, default=0.0,
                     help="share of real and rendered one-line plates pasted into real surrounds and cut "
                          "like a detector box (scripts/plate_context.py)")
@@ -534,7 +549,7 @@ def main() -> int:
     pseudo_train, pseudo_val = load_pseudo(data, Path(args.pseudo))
     log(f"teacher-read crops train {len(pseudo_train)} val {len(pseudo_val)}")
     ds = PlateStream(us_train, br_train, args.fonts, args.batch, args.seed, mix,
-                     pseudo=pseudo_train, data=data, context_p=args.context_p)
+                     pseudo=pseudo_train, data=data, context_p=args.context_p, wide_aspect=args.wide_aspect)
     # held-out US crops as the daemon cuts them from a scene: fixed, generated once
     ctx_val, eu_val = [], []
     if args.context_p > 0:
@@ -587,8 +602,10 @@ def main() -> int:
                 loss_avg = lv if loss_avg is None else 0.9 * loss_avg + 0.1 * lv
             if time.time() - last_report > (30 if device.type == "cuda" else args.report_every):
                 last_report = time.time()
-                val = score(predict(ema.module, [c for _, c, _ in us_val], device), [t for *_, t in us_val])
-                extra = {name: score(predict(ema.module, [c for _, c, _ in vs], device), [t for *_, t in vs])
+                val = score(predict(ema.module, [c for _, c, _ in us_val], device, args.wide_aspect),
+                            [t for *_, t in us_val])
+                extra = {name: score(predict(ema.module, [c for _, c, _ in vs], device, args.wide_aspect),
+                                     [t for *_, t in vs])
                          for name, vs in (("ctx", ctx_val), ("eu", eu_val), ("pseudo", pseudo_val)) if vs}
                 rate = seen / (time.time() - train_start)
                 history.append({"t": round(time.time() - T0, 1), "step": step, "loss": loss_avg, **val,
@@ -608,12 +625,13 @@ def main() -> int:
     candidates = {}
     for name, m in (("ema", ema.module), ("raw", model)):
         try:
-            candidates[name] = (score(predict(m, crops, device), truths), m)
+            candidates[name] = (score(predict(m, crops, device, args.wide_aspect), truths), m)
         except Exception:  # noqa: BLE001
             log(f"eval of {name} failed:\n" + traceback.format_exc())
     best = max(candidates, key=lambda k: (candidates[k][0]["exact"], candidates[k][0]["within1"]))
     val_us, best_model = candidates[best]
-    val_br = score(predict(best_model, [c for _, c, _ in br_val], device), [t for *_, t in br_val]) if br_val else {}
+    val_br = score(predict(best_model, [c for _, c, _ in br_val], device, args.wide_aspect),
+                   [t for *_, t in br_val]) if br_val else {}
     log(f"chosen {best}: US val {val_us}; BR val {val_br}; other: "
         f"{ {k: v[0] for k, v in candidates.items() if k != best} }")
     final = make_model(args.head, args.context)
@@ -631,7 +649,7 @@ def main() -> int:
                                        "trained_by": "scripts/train_ocr.py"})
         from alprd.vision.ocr import OnnxRecognizer
 
-        rec = OnnxRecognizer(onnx_path, threads=2, min_confidence=0.0)
+        rec = OnnxRecognizer(onnx_path, threads=2, min_confidence=0.0, wide_aspect=args.wide_aspect)
         onnx_preds = [r.text for r in rec.read(crops)]
         metrics["val_us_onnx"] = score(onnx_preds, truths)
         log(f"ONNX written and checked with onnxruntime: US val {metrics['val_us_onnx']}")

@@ -107,12 +107,14 @@ def negative_views(im: np.ndarray, rng: np.random.Generator, donors: list[np.nda
     yield cv2.cvtColor(cv2.cvtColor(pasted, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR), gt
 
 
-def views(im: np.ndarray, gt: np.ndarray, rng: np.random.Generator, donors: list[np.ndarray]):
-    """The image as it is, mirrored, with its plates swapped, and pasted into a synthetic 1080p street frame."""
+def views(im: np.ndarray, gt: np.ndarray, rng: np.random.Generator, donors: list[np.ndarray], swaps: int = 1):
+    """The image as it is, mirrored, ``swaps`` times with its plates swapped, and pasted into a synthetic
+    1080p street frame."""
     yield im, gt
     w = im.shape[1]
     yield np.ascontiguousarray(im[:, ::-1]), np.stack([w - gt[:, 2], gt[:, 1], w - gt[:, 0], gt[:, 3]], 1)
-    yield swap_plates(im, gt, donors, rng), gt
+    for _ in range(swaps):
+        yield swap_plates(im, gt, donors, rng), gt
     yield in_street(im, gt, rng)
 
 
@@ -363,6 +365,9 @@ def main() -> int:
     ap.add_argument("--demo-frames", type=int, default=300)
     ap.add_argument("--negatives", type=int, default=0,
                     help="also mine this many photos of negatives/ (design half), as they are and with plates pasted")
+    ap.add_argument("--detect-crops", action="store_true",
+                    help="also swap in the 6,581 real European/Brazilian crops of plate-crops-detect")
+    ap.add_argument("--swaps", type=int, default=1, help="plate-swapped copies of each training photo")
     ap.add_argument("--init-onnx", default="",
                     help="fine-tune this exported float plate_verifier.onnx instead of starting from scratch")
     ap.add_argument("--out", default="runs/verifier")
@@ -386,14 +391,14 @@ def main() -> int:
     root = Path(args.data) / "plate-detect"
     files = sorted((root / "train" / "images").glob("*.jpg"))
     data = read_split(root, "train")
-    donors = plate_images(Path(args.data))
+    donors = plate_images(Path(args.data), detect_crops=args.detect_crops, max_width=240 if args.detect_crops else 0)
     held = [held_out_photo(f) for f in files]
     images: list[np.ndarray] = []
     train: list = []
     val: list = []
     t0 = time.time()
     for (im, gt), is_val in zip(data, held, strict=True):
-        mine(det, views(im, gt, rng, donors), images, val if is_val else train)
+        mine(det, views(im, gt, rng, donors, args.swaps), images, val if is_val else train)
     for _ in range(args.demo_frames):
         mine(det, [demo_frame(rng, 25, 200)], images, train)
     for f in negative_photos(Path(args.data), half=0)[: args.negatives]:  # the other half stays unseen

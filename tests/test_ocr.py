@@ -18,7 +18,9 @@ from alprd.vision.ocr import (
     OnnxRecognizer,
     decode_ctc,
     decode_slots,
+    WIDE_W,
     fuse_reads,
+    input_width,
     preprocess,
     second_views,
 )
@@ -254,10 +256,12 @@ class _Counting:
     """The recogniser's own onnxruntime session, counting its batches."""
 
     def __init__(self, session):
-        self.session, self.batches = session, []
+        self.session, self.batches, self.shapes = session, [], []
 
     def run(self, outputs, feeds):
-        self.batches.append(len(next(iter(feeds.values()))))
+        x = next(iter(feeds.values()))
+        self.batches.append(len(x))
+        self.shapes.append(x.shape)
         return self.session.run(outputs, feeds)
 
 
@@ -292,3 +296,31 @@ def test_two_line_plates_and_dropped_crops_are_not_read_again():
     always._session = _Counting(always._session)
     assert always.read([stacked, noise]) == once.read([stacked, noise])
     assert len(always._session.batches) == 1
+
+
+# ------------------------------------------------------------------ wide crops
+def test_input_width_widens_only_long_crops():
+    assert input_width((40, 100, 3), 3.0) == IMG_W        # a 2.5:1 plate
+    assert input_width((40, 120, 3), 3.0) == WIDE_W       # 3:1
+    assert input_width((40, 180), 3.0) == WIDE_W          # 4.5:1, grey
+    assert input_width((40, 180, 3), 0.0) == IMG_W        # off
+
+
+def test_long_crops_are_read_at_the_wide_input_in_their_own_batch():
+    import cv2
+
+    rng = np.random.default_rng(8)
+    short = render_plate("ABC1234", rng)
+    long = cv2.resize(render_plate("XY12ZW", rng), (short.shape[1] * 2, short.shape[0]))  # 4:1
+    wide = OnnxRecognizer(MODEL, threads=1, wide_aspect=3.0)
+    wide._session = _Counting(wide._session)
+    mixed = wide.read([short, long, short])
+    assert sorted(s[3] for s in wide._session.shapes) == [IMG_W, WIDE_W]
+    assert wide._session.batches[:2] == [2, 1] or wide._session.batches[:2] == [1, 2]
+    # batching by width keeps every read in its place: the same as reading each crop alone
+    assert mixed == [wide.read([short])[0], wide.read([long])[0], wide.read([short])[0]]
+    assert mixed[0].text == "ABC1234"
+    narrow = OnnxRecognizer(MODEL, threads=1, wide_aspect=0.0)
+    narrow._session = _Counting(narrow._session)
+    narrow.read([short, long])
+    assert narrow._session.shapes == [(2, 3, IMG_H, IMG_W)]

@@ -45,5 +45,6 @@ def load_reader(cfg: VisionConfig) -> PlateReader:
     from alprd.vision.ocr import OnnxRecognizer
 
     recognizer = OnnxRecognizer(cfg.ocr_model, threads=cfg.threads, min_confidence=cfg.ocr_min_confidence,
-                                regions=cfg.regions, top_n=cfg.candidates, second_read=cfg.ocr_second_read)
+                                regions=cfg.regions, top_n=cfg.candidates, second_read=cfg.ocr_second_read,
+                                wide_aspect=cfg.ocr_wide_aspect)
     return PlateReader(load_detector(cfg), recognizer, min_chars=cfg.min_plate_chars)

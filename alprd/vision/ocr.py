@@ -34,6 +34,7 @@ from alprd.vision.lines import split_for_reader
 ALPHABET = string.ascii_uppercase + string.digits
 PAD = "_"
 IMG_H, IMG_W = 64, 128
+WIDE_W = 160  # the input width of wide crops (input_width), for a model whose width is dynamic
 MAX_SLOTS = 10
 _TWO_LINE_MIN = 0.5  # both lines of a two-line plate must be read at least this confidently
 # a plate syntax's best text is taken when it is at least this likely relative to the
@@ -43,6 +44,17 @@ SYNTAX_MIN_RATIO = 1e-3
 _FIX = ("restore it with `git checkout -- models/plate_ocr.onnx`, or retrain it with "
         "`python scripts/train_ocr.py` (see models/plate_ocr.md), or point vision.ocr_model "
         "in the config at a valid file")
+
+
+def input_width(shape: tuple[int, ...], wide_aspect: float, width: int = IMG_W, wide: int = WIDE_W) -> int:
+    """The recogniser's input width for a crop of ``shape``: ``wide`` when the crop is at least
+    ``wide_aspect`` times as wide as high (0: never), else ``width``.
+
+    Squeezing a long European plate (4-5:1) into the 2:1 input halves its characters' width;
+    at 160 they keep more of their shape. A 2:1 US or Brazilian plate stays at 128, where
+    stretching would distort it (models/plate_ocr.md, stage 16).
+    """
+    return wide if wide_aspect > 0 and shape[1] >= wide_aspect * shape[0] else width
 
 
 def preprocess(crop: np.ndarray, height: int = IMG_H, width: int = IMG_W) -> np.ndarray:
@@ -184,7 +196,7 @@ class OnnxRecognizer:
 
     def __init__(self, model_path: str | Path, threads: int = 1, min_confidence: float = 0.85,
                  split_two_line: bool = True, regions: Sequence[str] = (), top_n: int = 5,
-                 second_read: float = 0.0):
+                 second_read: float = 0.0, wide_aspect: float = 0.0):
         self.model_path = Path(model_path)
         self.second_read = float(second_read)
         self.syntaxes = Syntaxes(list(regions)) if regions else None
@@ -200,12 +212,15 @@ class OnnxRecognizer:
         inp = self._session.get_inputs()[0]
         out = self._session.get_outputs()[0]
         shape = inp.shape
+        dynamic_width = self.head == "ctc" and len(shape) == 4 and not isinstance(shape[3], int)
         if len(shape) != 4 or shape[1] != 3 or not isinstance(shape[2], int) \
-                or not isinstance(shape[3], int) or len(out.shape) != 3 \
+                or not (isinstance(shape[3], int) or dynamic_width) or len(out.shape) != 3 \
                 or out.shape[2] != len(self.alphabet) + 1 or meta.get("head", "slots") not in ("slots", "ctc"):
             raise ModelError(f"OCR model {self.model_path} has input {shape} and output {out.shape}; "
                              f"expected (N, 3, H, W) -> (N, slots or steps, {len(self.alphabet) + 1}): {_FIX}")
-        self.height, self.width = int(shape[2]), int(shape[3])
+        self.height, self.width = int(shape[2]), IMG_W if dynamic_width else int(shape[3])
+        # a model of fixed width (before 2026-12-04) reads every crop at it
+        self.wide_aspect = float(wide_aspect) if dynamic_width else 0.0
         self._input = inp.name
         self._output = out.name
 
@@ -248,7 +263,9 @@ class OnnxRecognizer:
         batch, where, two_line, joined_at = [], [], set(), set()
         for i, crop in enumerate(crops):
             try:
-                small = resize_crop(crop, self.height, self.width)
+                wide = isinstance(crop, np.ndarray) and crop.ndim >= 2
+                width = input_width(crop.shape, self.wide_aspect, self.width) if wide else self.width
+                small = resize_crop(crop, self.height, width)
             except (ValueError, cv2.error):
                 continue
             batch.append(_to_input(small))
@@ -263,12 +280,7 @@ class OnnxRecognizer:
                 batch += line_inputs
         if not batch:
             return results, joined_at
-        probs = self._session.run([self._output], {self._input: np.stack(batch)})[0]
-        decoded = (decode_ctc(probs, self.alphabet) if self.head == "ctc"
-                   else decode_slots(probs, self.alphabet, self.pad))
-        # When nothing is read, the confidence is that of the likeliest character anywhere:
-        # low for a non-plate, whatever the model's certainty that it saw nothing.
-        any_char = probs[..., :-1].max(axis=(1, 2)) if probs.shape[1] else np.zeros(len(probs))
+        probs, decoded = self._infer(batch)
         row = 0
         for i in where:
             own = row
@@ -283,7 +295,10 @@ class OnnxRecognizer:
                     text, chars = top + bottom, ch_top + ch_bot
                     joined = True
             if not text:
-                results[i] = PlateText("", float(min(any_char[own], conf)), ())
+                # the confidence is that of the likeliest character anywhere: low for a
+                # non-plate, whatever the model's certainty that it saw nothing
+                any_char = float(probs[own][:, :-1].max()) if len(probs[own]) else 0.0
+                results[i] = PlateText("", float(min(any_char, conf)), ())
                 continue
             conf = plate_confidence(chars)
             if conf < min_confidence:
@@ -296,6 +311,18 @@ class OnnxRecognizer:
             else:
                 results[i] = self._search(probs[own], text, conf, chars)
         return results, joined_at
+
+    def _infer(self, inputs: list[np.ndarray]) -> tuple[list[np.ndarray], list]:
+        """Each input's probabilities and greedy decoding, one onnxruntime batch per input width."""
+        probs: list = [None] * len(inputs)
+        decoded: list = [None] * len(inputs)
+        for width in dict.fromkeys(x.shape[-1] for x in inputs):
+            rows = [k for k, x in enumerate(inputs) if x.shape[-1] == width]
+            p = self._session.run([self._output], {self._input: np.stack([inputs[k] for k in rows])})[0]
+            d = decode_ctc(p, self.alphabet) if self.head == "ctc" else decode_slots(p, self.alphabet, self.pad)
+            for k, pk, dk in zip(rows, p, d, strict=True):
+                probs[k], decoded[k] = pk, dk
+        return probs, decoded
 
     def _region(self, text: str) -> str | None:
         return self.syntaxes.region_of(text) if self.syntaxes is not None else None
