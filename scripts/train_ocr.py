@@ -457,7 +457,9 @@ def export_onnx(model, path: Path, meta: dict) -> None:
     except TypeError:
         torch.onnx.export(wrapped, (x,), str(path), **kw)
     m = onnx.load(str(path))
-    meta = {"alphabet": ALPHABET, "pad": PAD, "head": head, "input": f"3x{IMG_H}x{IMG_W} BGR 0..1",
+    m.graph.output[0].type.tensor_type.shape.dim[2].dim_value = NCLS  # the exporter leaves it symbolic
+    meta = {"alphabet": ALPHABET, "pad": PAD, "head": head, "input": f"3x{IMG_H}xW BGR 0..1" if head == "ctc"
+            else f"3x{IMG_H}x{IMG_W} BGR 0..1",
             **{k: str(v) for k, v in meta.items()}}
     for k, v in meta.items():
         p = m.metadata_props.add()
