@@ -60,11 +60,11 @@ from alprd.vision.ocr import (
     ALPHABET,
     IMG_H,
     IMG_W,
-    input_width,
     MAX_SLOTS,
     PAD,
     decode_ctc,
     decode_slots,
+    input_width,
     resize_crop,
 )
 
@@ -163,7 +163,8 @@ class PlateStream(torch.utils.data.IterableDataset):
             batch = buckets.setdefault(width, [])
             batch.append((x, y))
             if len(batch) == self.batch:
-                yield torch.from_numpy(np.stack([b[0] for b in batch])), torch.from_numpy(np.stack([b[1] for b in batch]))
+                xs, ys = zip(*batch, strict=True)
+                yield torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
                 batch.clear()
 
 
@@ -504,8 +505,8 @@ def main() -> int:
     ap.add_argument("--pseudo", default=str(ROOT / ".data" / "pseudo" / "groundtruth.csv"),
                     help="teacher-read real crops (scripts/pseudo_label_crops.py), mix key 'pseudo'")
     ap.add_argument("--wide-aspect", type=float, default=0.0,
-                    help="crops at least this many times as wide as high train (and validate) at the wide "
-                         "input width (alprd.vision.ocr.input_width; the daemon's vision.ocr_wide_aspect); 0: all at 128")
+                    help="crops at least this many times as wide as high train (and validate) at the wide input "
+                         "width (alprd.vision.ocr.input_width; the daemon's vision.ocr_wide_aspect); 0: all at 128")
     ap.add_argument("--context-p", type=float, default=0.0,
                     help="share of real and rendered one-line plates pasted into real surrounds and cut "
                          "like a detector box (scripts/plate_context.py)")

@@ -219,7 +219,7 @@ class OnnxRecognizer:
             raise ModelError(f"OCR model {self.model_path} has input {shape} and output {out.shape}; "
                              f"expected (N, 3, H, W) -> (N, slots or steps, {len(self.alphabet) + 1}): {_FIX}")
         self.height, self.width = int(shape[2]), IMG_W if dynamic_width else int(shape[3])
-        # a model of fixed width (before 2026-12-04) reads every crop at it
+        # a model of fixed width (the files before stage 16) reads every crop at it
         self.wide_aspect = float(wide_aspect) if dynamic_width else 0.0
         self._input = inp.name
         self._output = out.name
@@ -263,8 +263,8 @@ class OnnxRecognizer:
         batch, where, two_line, joined_at = [], [], set(), set()
         for i, crop in enumerate(crops):
             try:
-                wide = isinstance(crop, np.ndarray) and crop.ndim >= 2
-                width = input_width(crop.shape, self.wide_aspect, self.width) if wide else self.width
+                image = isinstance(crop, np.ndarray) and crop.ndim >= 2  # resize_crop names what is not
+                width = input_width(crop.shape, self.wide_aspect, self.width) if image else self.width
                 small = resize_crop(crop, self.height, width)
             except (ValueError, cv2.error):
                 continue
