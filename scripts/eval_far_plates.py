@@ -12,7 +12,7 @@ scripts/calibrate_ocr.py splits them; ``--half 1`` the other half, which no trai
 never on valid/test or the scene sets.
 
     python scripts/eval_far_plates.py [--photos 150] [--negatives 250]
-        [--window 0.25,0.35,0.75,0.65 | --window none] [--zoom-input 768] [--half 0|1] [--verifier F] [--detector F]
+        [--window 0.25,0.35,0.75,0.65 | --window none] [--zoom-input 768] [--candidate-threshold 0.1] [--half 0|1] [--verifier F] [--detector F]
         [--held-out]
 
 Prints the far plates found (IoU >= 0.5), the precision on those frames and the false boxes
@@ -80,6 +80,8 @@ def main() -> int:
     ap.add_argument("--verifier", default="", help="this plate_verifier.onnx instead of the config's")
     ap.add_argument("--detector", default="", help="this plate_detector.onnx instead of the config's")
     ap.add_argument("--zoom-input", type=int, default=0, help="the zoomed pass's input size (default: config's)")
+    ap.add_argument("--candidate-threshold", type=float, default=0.0,
+                    help="the detector's proposal threshold in front of the verifier (default: config's)")
     ap.add_argument("--half", type=int, choices=(0, 1), default=0,
                     help="which half of negatives/ (sha1(name) %% 2): 0 the design half, 1 the half kept unseen")
     ap.add_argument("--x", type=float, default=0.4, help="span of the far plates' centres, fraction of the width")
@@ -97,6 +99,8 @@ def main() -> int:
         kw["detector_model"] = args.detector
     if args.zoom_input:
         kw["zoom_input"] = args.zoom_input
+    if args.candidate_threshold:
+        kw["candidate_threshold"] = args.candidate_threshold
     cfg = VisionConfig(**kw)
     det = load_detector(cfg)
     rng = np.random.default_rng(0)

@@ -607,7 +607,7 @@ def main(argv=None) -> int:
     ap.add_argument("--p-paste", type=float, default=0.5, help="chance of pasting small synthetic plates")
     ap.add_argument("--hold-out", action="store_true",
                     help="leave out the tenth of the training photos that train_verifier.py holds out "
-                         "(sha1(file name) % 10 == 0), so the cascade can be judged on them")
+                         "(sha1(file name) %% 10 == 0), so the cascade can be judged on them")
     ap.add_argument("--negatives", type=int, default=0,
                     help="add this many plate-free photos of negatives/ (design half) to the real images")
     ap.add_argument("--p-real", type=float, default=0.0,
