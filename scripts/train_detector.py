@@ -22,6 +22,12 @@ cosine over that budget), then the EMA weights are exported to
 exists the exported model is also evaluated on it. A checkpoint is exported
 every ``--export-every`` seconds too, so a late crash still leaves a model.
 
+Resumable: ``<out>/checkpoint.pt`` (weights, EMA, optimizer, step, the place in the learning-rate
+schedule) is written with every safety export and at the end; the same command with ``--resume
+<out>/checkpoint.pt`` continues the schedule where it stopped (``--time-budget`` then bounds that
+sitting). With ``--hold-out`` the log reports the EMA's recall and precision on the held-out tenth of
+the training photos every ``--eval-every`` seconds, next to samples/s and the losses every 50 steps.
+
 Example (the command that produced models/plate_detector.onnx is in its model card):
     python scripts/train_detector.py --data ../shared/datasets --device cuda \\
         --time-budget 380 --out runs/det --workers 8
@@ -548,38 +554,45 @@ def export_onnx(model: nn.Module, path: Path, input_size: int, fh=None) -> None:
 
 def evaluate_split(onnx_path: Path, data_root: Path, splits=("valid", "test"), input_size: int = 640,
                    threshold: float = 0.4) -> dict:
+    """Recall and precision of an exported model on plate-detect splits (reported after training, never chosen on)."""
+    photos = []
+    for split in splits:
+        if (data_root / split / "images").is_dir():
+            imgs, boxes, _ = load_split(data_root, split)
+            photos += list(zip(imgs, boxes))
+    return evaluate_photos(onnx_path, photos, input_size, threshold)
+
+
+def evaluate_photos(onnx_path: Path, photos: list, input_size: int = 640, threshold: float = 0.4) -> dict:
+    """Recall (IoU >= 0.5), precision and small-plate recall of an exported model on (image, boxes) pairs."""
     from alprd.vision.detector import OnnxDetector
 
     det = OnnxDetector(onnx_path, threads=max(1, min(4, os.cpu_count() or 1)), score_threshold=0.05,
                        input_size=input_size)
     tp = fp = npl = 0
     small_tp = small_n = 0
-    for split in splits:
-        if not (data_root / split / "images").is_dir():
-            continue
-        imgs, boxes, _ = load_split(data_root, split)
-        for im, gt in zip(imgs, boxes):
-            dets = [d for d in det.detect(im) if d.score >= threshold]
-            matched = np.zeros(len(gt), bool)
-            for d in dets:
-                if len(gt) == 0:
-                    fp += 1
-                    continue
-                ix = np.minimum(gt[:, 2], d.x2) - np.maximum(gt[:, 0], d.x1)
-                iy = np.minimum(gt[:, 3], d.y2) - np.maximum(gt[:, 1], d.y1)
-                inter = ix.clip(0) * iy.clip(0)
-                iou = inter / ((gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1]) + d.width * d.height - inter)
-                iou[matched] = 0
-                j = int(iou.argmax())
-                if iou[j] >= 0.5:
-                    matched[j] = True
-                    tp += 1
-                else:
-                    fp += 1
-            npl += len(gt)
-            small = (gt[:, 2] - gt[:, 0]) < 40 / 3
-            small_n += int(small.sum())
-            small_tp += int((matched & small).sum())
+    for im, gt in photos:
+        dets = [d for d in det.detect(im) if d.score >= threshold]
+        matched = np.zeros(len(gt), bool)
+        for d in dets:
+            if len(gt) == 0:
+                fp += 1
+                continue
+            ix = np.minimum(gt[:, 2], d.x2) - np.maximum(gt[:, 0], d.x1)
+            iy = np.minimum(gt[:, 3], d.y2) - np.maximum(gt[:, 1], d.y1)
+            inter = ix.clip(0) * iy.clip(0)
+            iou = inter / ((gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1]) + d.width * d.height - inter)
+            iou[matched] = 0
+            j = int(iou.argmax())
+            if iou[j] >= 0.5:
+                matched[j] = True
+                tp += 1
+            else:
+                fp += 1
+        npl += len(gt)
+        small = (gt[:, 2] - gt[:, 0]) < 40 / 3
+        small_n += int(small.sum())
+        small_tp += int((matched & small).sum())
     return {"plates": npl, "recall": tp / max(npl, 1), "precision": tp / max(tp + fp, 1),
             "small_plates": small_n, "small_recall": small_tp / max(small_n, 1), "threshold": threshold,
             "input_size": input_size}
@@ -612,6 +625,11 @@ def main(argv=None) -> int:
                     help="add this many plate-free photos of negatives/ (design half) to the real images")
     ap.add_argument("--p-real", type=float, default=0.0,
                     help="chance that a pasted plate is a real crop (us/br-plate-crops, plate-crops-detect)")
+    ap.add_argument("--resume", default="",
+                    help="continue the run saved in this checkpoint.pt (weights, EMA, optimizer, step, and the place "
+                         "in the learning-rate schedule); --time-budget then bounds this sitting only")
+    ap.add_argument("--eval-every", type=float, default=600.0,
+                    help="seconds between held-out recall reports (with --hold-out: the EMA on the held-out tenth)")
     ap.add_argument("--extra-blocks", type=int, default=0,
                     help="residual blocks added to the stride 8/16/32 stages; "
                          "with an .onnx --init they start as no-ops")
@@ -636,8 +654,10 @@ def main(argv=None) -> int:
 
     data_root = Path(args.data) / "plate-detect"
     images, boxes, files = load_split(data_root, "train")
+    held_out = []  # (image, boxes) of the held-out tenth: the periodic recall report
     if args.hold_out:
         keep = [not held_out_photo(f) for f in files]
+        held_out = [(im, b) for im, b, k in zip(images, boxes, keep, strict=True) if not k]
         images, boxes = images[np.array(keep, bool)], [b for b, k in zip(boxes, keep, strict=True) if k]
     log(f"train images: {len(images)} with {sum(len(b) for b in boxes)} plates from {data_root / 'train'}", fh)
     if len(images) == 0:
@@ -688,11 +708,31 @@ def main(argv=None) -> int:
 
     onnx_path = out / "plate_detector.onnx"
     t_start = time.time()
-    span = max(1.0, train_end - t_start)
-    last_export = t_start
-    step = 0
+    span, done_s, step, n_seen = max(1.0, train_end - t_start), 0.0, 0, 0  # done_s: schedule seconds already run
+    if args.resume:
+        ck = torch.load(args.resume, map_location=device)
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        scaler.load_state_dict(ck["scaler"])
+        span, done_s, step, n_seen = ck["span"], ck["done_s"], ck["step"], ck["seen"]
+        train_end = min(train_end, t_start + span - done_s)
+        torch.manual_seed(args.seed + step)  # fresh samples, not the first sitting's again (workers seed from it)
+        if args.workers == 0:
+            ds.rng = np.random.default_rng([args.seed, step])
+        log(f"resumed {args.resume}: step {step}, {n_seen} samples, "
+            f"{done_s:.0f} of {span:.0f} s of the schedule done", fh)
+
+    def save_checkpoint() -> None:
+        """Everything a later ``--resume`` needs, written atomically next to the model."""
+        tmp = out / "checkpoint.pt.tmp"
+        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                    "scaler": scaler.state_dict(), "span": span, "done_s": done_s + time.time() - t_start,
+                    "step": step, "seen": n_seen, "args": vars(args)}, tmp)
+        os.replace(tmp, out / "checkpoint.pt")
+
+    last_export = last_eval = t_start
     hm_avg = box_avg = 0.0
-    n_seen = 0
     status = "ok"
     it = iter(dl)
     try:
@@ -700,7 +740,7 @@ def main(argv=None) -> int:
             now = time.time()
             if now >= train_end:
                 break
-            frac = (now - t_start) / span
+            frac = (done_s + now - t_start) / span
             lr = args.lr * (frac / 0.03 if frac < 0.03 else 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
             lr = max(lr, args.lr * 0.01)
             for g in opt.param_groups:
@@ -747,9 +787,16 @@ def main(argv=None) -> int:
                 try:
                     torch.save(ema.state_dict(), out / "plate_detector_ema.pt")
                     export_onnx(_cpu_copy(ema), onnx_path, args.input_size, fh)
+                    save_checkpoint()
                 except Exception:  # noqa: BLE001 - a crash must not lose the run
                     log("safety export failed:\n" + traceback.format_exc(), fh)
                 last_export = time.time()
+            if held_out and time.time() - last_eval > args.eval_every and time.time() < train_end - 30:
+                export_onnx(_cpu_copy(ema), out / "held_out_probe.onnx", args.input_size, fh)
+                m = evaluate_photos(out / "held_out_probe.onnx", held_out)
+                log(f"step {step}: held-out tenth ({m['plates']} plates) recall {m['recall']:.3f} "
+                    f"precision {m['precision']:.3f} at {m['threshold']} (EMA, input 640)", fh)
+                last_eval = time.time()
     except Exception:  # noqa: BLE001 - a crash must not lose the run
         status = "training crashed"
         log("TRAINING CRASHED, exporting what we have:\n" + traceback.format_exc(), fh)
@@ -761,6 +808,7 @@ def main(argv=None) -> int:
         pass
     torch.save(ema.state_dict(), out / "plate_detector_ema.pt")
     export_onnx(_cpu_copy(ema), onnx_path, args.input_size, fh)
+    save_checkpoint()
     metrics = {"status": status, "steps": step, "samples": n_seen, "batch": batch, "crop": args.crop,
                "device": str(device), "train_seconds": round(time.time() - t_start, 1),
                "heat_loss": hm_avg, "giou_loss": box_avg}
