@@ -12,8 +12,8 @@ scripts/calibrate_ocr.py splits them; ``--half 1`` the other half, which no trai
 never on valid/test or the scene sets.
 
     python scripts/eval_far_plates.py [--photos 150] [--negatives 250]
-        [--window 0.25,0.35,0.75,0.65 | --window none] [--zoom-input 768] [--candidate-threshold 0.1] [--half 0|1] [--verifier F] [--detector F]
-        [--held-out]
+        [--window 0.25,0.35,0.75,0.65 | --window none] [--zoom-input 768] [--candidate-threshold 0.1]
+        [--half 0|1] [--verifier F] [--detector F] [--held-out]
 
 Prints the far plates found (IoU >= 0.5), the precision on those frames and the false boxes
 per negative photo, at the daemon's default thresholds; ``--held-out`` also the cascade's recall

@@ -268,7 +268,8 @@ class Lite0Verifier(nn.Module):
         blocks = []
         for b in range(self.BLOCKS):
             dw, proj = sd[f"_blocks.{b}._depthwise_conv.weight"], sd[f"_blocks.{b}._project_conv.weight"]
-            cin = sd[f"_blocks.{b}._expand_conv.weight"].shape[1] if f"_blocks.{b}._expand_conv.weight" in sd else dw.shape[0]
+            expand = sd.get(f"_blocks.{b}._expand_conv.weight")
+            cin = dw.shape[0] if expand is None else expand.shape[1]
             blocks.append(MBConv(cin, proj.shape[0], dw.shape[0] // cin, dw.shape[-1], 2 if b in self.STRIDE_2 else 1))
         self._blocks = nn.ModuleList(blocks)
         self.load_state_dict({k: v for k, v in sd.items() if k.split(".")[0] in ("_conv_stem", "_bn0")
@@ -515,8 +516,8 @@ def main() -> int:
     onnx_path = out / "plate_verifier.onnx"
     torch.save(model.state_dict(), out / "plate_verifier.pt")
     export_onnx(model, onnx_path, {"trained_by": "scripts/train_verifier.py", "input": f"3x{CROP_H}x{CROP_W} BGR 0..1",
-                                   "candidate_threshold": args.candidate_threshold, "epochs": epoch, "backbone": args.backbone,
-                                   "mined_boxes": len(samples)})
+                                   "candidate_threshold": args.candidate_threshold, "epochs": epoch,
+                                   "backbone": args.backbone, "mined_boxes": len(samples)})
     held_data = [x for x, h in zip(data, held, strict=True) if h]
     fusion = fit_fusion(det, onnx_path, held_data, VisionConfig().candidate_threshold, rng)
     add_metadata(onnx_path, {"fusion": " ".join(str(v) for v in fusion)})
