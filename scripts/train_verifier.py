@@ -424,6 +424,8 @@ def main() -> int:
     ap.add_argument("--backbone", choices=("plain", "lite0"), default="plain",
                     help="the small CNN trained from scratch, or ImageNet EfficientNet-Lite0 up to stride 16")
     ap.add_argument("--swaps", type=int, default=1, help="plate-swapped copies of each training photo")
+    ap.add_argument("--init", default="",
+                    help="continue from this run's plate_verifier.pt (same --backbone), batch norms training")
     ap.add_argument("--init-onnx", default="",
                     help="fine-tune this exported float plate_verifier.onnx instead of starting from scratch")
     ap.add_argument("--out", default="runs/verifier")
@@ -471,6 +473,8 @@ def main() -> int:
     model = Lite0Verifier() if args.backbone == "lite0" else Verifier()
     if args.init_onnx:
         load_onnx_weights(model, args.init_onnx)
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location="cpu"))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     # each epoch: every non-plate once, every plate repeated to a quarter of the epoch
     # (and the boxes between plate and not, kept for the box correction, once)
