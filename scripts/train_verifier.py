@@ -55,7 +55,7 @@ from alprd import synth
 from alprd.config import VisionConfig
 from alprd.vision import load_detector
 from alprd.vision.detector import OnnxDetector
-from alprd.vision.verifier import CROP_H, CROP_W, OnnxVerifier, apply_deltas, context_crop
+from alprd.vision.verifier import CROP_H, CROP_W, OnnxVerifier, VerifiedDetector, apply_deltas, context_crop
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -314,22 +314,34 @@ def export_onnx(model: nn.Module, path: Path, meta: dict) -> None:
 
 
 def fit_fusion(det: OnnxDetector, verifier: Path, data: list, candidate_threshold: float,
-               rng: np.random.Generator) -> tuple[float, float, float]:
+               rng: np.random.Generator, second_look: float = VisionConfig().verifier_second_look,
+               ) -> tuple[float, float, float]:
     """(a, b, c) of sigmoid(a logit(det) + b logit(verifier) + c), fitted to the held-out images' candidates.
 
     Each held-out photo is used as it is and inside a 1080p street frame; a candidate
     is a plate when its corrected box overlaps a true plate by IoU >= 0.5 (what the evaluation counts).
+    Two rounds: on the verifier's first look; then, with that fusion choosing the candidates that get
+    the second look, on the probabilities the cascade really computes (``VerifiedDetector.looks``).
     """
+    scenes = [s for im, gt in data for s in ((im, gt), in_street(im, gt, rng))]
     ver = OnnxVerifier(verifier)
-    feats, labels = [], []
-    for im, gt in data:
-        for scene, truth in ((im, gt), in_street(im, gt, rng)):
+    fusion = (0.5, 0.5, 0.0)
+    for look in (1.0, second_look):
+        ver.fusion = fusion
+        cascade = VerifiedDetector(det, ver, second_look=look)
+        feats, labels = [], []
+        for scene, truth in scenes:
             found = [d for d in det.detect(scene) if d.score >= candidate_threshold]
             if not found:
                 continue
-            probs, boxes = ver.assess(scene, np.array([[d.x1, d.y1, d.x2, d.y2] for d in found], np.float32))
+            probs, boxes = cascade.looks(scene, found)
             feats += [[d.score, p] for d, p in zip(found, probs, strict=True)]
             labels += list(box_iou(boxes, truth).max(axis=1) >= 0.5 if len(truth) else np.zeros(len(found), bool))
+        fusion = _fit_logistic(feats, labels)
+    return fusion
+
+
+def _fit_logistic(feats: list, labels: list) -> tuple[float, float, float]:
     x = torch.logit(torch.tensor(feats, dtype=torch.float64).clamp(1e-4, 1 - 1e-4))
     y = torch.tensor(labels, dtype=torch.float64)
     w = torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64, requires_grad=True)
@@ -349,7 +361,9 @@ def add_metadata(path: Path, meta: dict) -> None:
     import onnx
 
     m = onnx.load(str(path))
-    for k, v in meta.items():
+    keep = [(e.key, e.value) for e in m.metadata_props if e.key not in meta]
+    del m.metadata_props[:]
+    for k, v in [*keep, *meta.items()]:
         m.metadata_props.add(key=k, value=str(v))
     onnx.checker.check_model(m)
     onnx.save(m, str(path))
@@ -424,6 +438,8 @@ def main() -> int:
     ap.add_argument("--backbone", choices=("plain", "lite0"), default="plain",
                     help="the small CNN trained from scratch, or ImageNet EfficientNet-Lite0 up to stride 16")
     ap.add_argument("--swaps", type=int, default=1, help="plate-swapped copies of each training photo")
+    ap.add_argument("--refit", default="",
+                    help="train nothing: refit this plate_verifier.onnx's fusion (written into the file) and stop")
     ap.add_argument("--init", default="",
                     help="continue from this run's plate_verifier.pt (same --backbone), batch norms training")
     ap.add_argument("--init-onnx", default="",
@@ -449,8 +465,14 @@ def main() -> int:
     root = Path(args.data) / "plate-detect"
     files = sorted((root / "train" / "images").glob("*.jpg"))
     data = read_split(root, "train")
-    donors = plate_images(Path(args.data), detect_crops=args.detect_crops, max_width=240 if args.detect_crops else 0)
     held = [held_out_photo(f) for f in files]
+    if args.refit:  # only the fusion of a finished file, on the held-out photos; no training
+        fusion = fit_fusion(det, Path(args.refit), [x for x, h in zip(data, held, strict=True) if h],
+                            VisionConfig().candidate_threshold, rng)
+        add_metadata(Path(args.refit), {"fusion": " ".join(str(v) for v in fusion)})
+        log(f"refitted the fusion of {args.refit}: (detector, verifier, bias) = {fusion}", fh)
+        return 0
+    donors = plate_images(Path(args.data), detect_crops=args.detect_crops, max_width=240 if args.detect_crops else 0)
     images: list[np.ndarray] = []
     train: list = []
     val: list = []
