@@ -87,6 +87,15 @@ def test_batches_are_checked_or_refused_with_a_wire_error(payload):
     assert all(0 < len(reason) < 300 for reason, _ in batch.refused)
 
 
+def test_a_read_with_a_huge_id_is_refused_with_a_short_reason():
+    """The fuzz test's find: the reason quoted the whole id (thousands of characters) into the log."""
+    payload = json.dumps({**GOOD, "reads": [{**GOOD["reads"][0], "id": "x" * 5000}]}).encode()
+    batch = check_batch(payload, "car9", NOW)
+    assert not batch.reads
+    (reason, _), = batch.refused
+    assert "is not a UUID" in reason and len(reason) < 120
+
+
 @FUZZ
 @given(st.sampled_from(["alerts", "status", "heartbeat"]),
        st.one_of(st.binary(max_size=200), st.dictionaries(st.sampled_from(["device_id", "state", "x"]), VALUES)

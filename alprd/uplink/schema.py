@@ -93,7 +93,7 @@ def _uuid(value: Any, name: str) -> str:
     try:
         return str(uuid.UUID(_text(value, name, 36)))
     except ValueError:
-        raise WireError(f"{name} {value!r} is not a UUID") from None
+        raise WireError(f"{name} {str(value)[:MAX_TEXT]!r} is not a UUID") from None
 
 
 def _number(value: Any, name: str, lo: float, hi: float, integer: bool = False) -> float:
