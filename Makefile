@@ -30,7 +30,7 @@ test-tools:
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
-# `timeout`: a thread left running by a failed test must not keep CI waiting (the suite takes ~1 min)
+# `timeout`: a thread left running by a failed test must not keep CI waiting (the suite takes ~3-4 min on 2 cores)
 test: venv test-tools lint
 	timeout --kill-after=30 900 $(BIN)/pytest
 
