@@ -26,7 +26,8 @@ Resumable: ``<out>/checkpoint.pt`` (weights, EMA, optimizer, step, the place in 
 schedule) is written with every safety export and at the end; the same command with ``--resume
 <out>/checkpoint.pt`` continues the schedule where it stopped (``--time-budget`` then bounds that
 sitting). With ``--hold-out`` the log reports the EMA's recall and precision on the held-out tenth of
-the training photos every ``--eval-every`` seconds, next to samples/s and the losses every 50 steps.
+the training photos at the first safety export after every ``--eval-every`` seconds, next to samples/s
+and the losses every 50 steps.
 
 Example (the command that produced models/plate_detector.onnx is in its model card):
     python scripts/train_detector.py --data ../shared/datasets --device cuda \\
@@ -629,7 +630,8 @@ def main(argv=None) -> int:
                     help="continue the run saved in this checkpoint.pt (weights, EMA, optimizer, step, and the place "
                          "in the learning-rate schedule); --time-budget then bounds this sitting only")
     ap.add_argument("--eval-every", type=float, default=600.0,
-                    help="seconds between held-out recall reports (with --hold-out: the EMA on the held-out tenth)")
+                    help="seconds between held-out recall reports (with --hold-out: the EMA on the held-out "
+                         "tenth, at the next safety export)")
     ap.add_argument("--extra-blocks", type=int, default=0,
                     help="residual blocks added to the stride 8/16/32 stages; "
                          "with an .onnx --init they start as no-ops")
@@ -788,15 +790,14 @@ def main(argv=None) -> int:
                     torch.save(ema.state_dict(), out / "plate_detector_ema.pt")
                     export_onnx(_cpu_copy(ema), onnx_path, args.input_size, fh)
                     save_checkpoint()
+                    if held_out and time.time() - last_eval > args.eval_every:  # the model just exported
+                        m = evaluate_photos(onnx_path, held_out)
+                        log(f"step {step}: held-out tenth ({m['plates']} plates) recall {m['recall']:.3f} "
+                            f"precision {m['precision']:.3f} at {m['threshold']} (EMA, input 640)", fh)
+                        last_eval = time.time()
                 except Exception:  # noqa: BLE001 - a crash must not lose the run
                     log("safety export failed:\n" + traceback.format_exc(), fh)
                 last_export = time.time()
-            if held_out and time.time() - last_eval > args.eval_every and time.time() < train_end - 30:
-                export_onnx(_cpu_copy(ema), out / "held_out_probe.onnx", args.input_size, fh)
-                m = evaluate_photos(out / "held_out_probe.onnx", held_out)
-                log(f"step {step}: held-out tenth ({m['plates']} plates) recall {m['recall']:.3f} "
-                    f"precision {m['precision']:.3f} at {m['threshold']} (EMA, input 640)", fh)
-                last_eval = time.time()
     except Exception:  # noqa: BLE001 - a crash must not lose the run
         status = "training crashed"
         log("TRAINING CRASHED, exporting what we have:\n" + traceback.format_exc(), fh)

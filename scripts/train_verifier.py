@@ -324,19 +324,19 @@ def fit_fusion(det: OnnxDetector, verifier: Path, data: list, candidate_threshol
     the second look, on the probabilities the cascade really computes (``VerifiedDetector.looks``).
     """
     scenes = [s for im, gt in data for s in ((im, gt), in_street(im, gt, rng))]
+    found = [[d for d in det.detect(scene) if d.score >= candidate_threshold] for scene, _ in scenes]
     ver = OnnxVerifier(verifier)
     fusion = (0.5, 0.5, 0.0)
     for look in (1.0, second_look):
         ver.fusion = fusion
         cascade = VerifiedDetector(det, ver, second_look=look)
         feats, labels = [], []
-        for scene, truth in scenes:
-            found = [d for d in det.detect(scene) if d.score >= candidate_threshold]
-            if not found:
+        for (scene, truth), cands in zip(scenes, found, strict=True):
+            if not cands:
                 continue
-            probs, boxes = cascade.looks(scene, found)
-            feats += [[d.score, p] for d, p in zip(found, probs, strict=True)]
-            labels += list(box_iou(boxes, truth).max(axis=1) >= 0.5 if len(truth) else np.zeros(len(found), bool))
+            probs, boxes, _ = cascade.looks(scene, cands)
+            feats += [[d.score, p] for d, p in zip(cands, probs, strict=True)]
+            labels += list(box_iou(boxes, truth).max(axis=1) >= 0.5 if len(truth) else np.zeros(len(cands), bool))
         fusion = _fit_logistic(feats, labels)
     return fusion
 

@@ -159,15 +159,17 @@ class VerifiedDetector:
         self.nms_iou = float(nms_iou)
         self.second_look = float(second_look)
 
-    def looks(self, image: np.ndarray, found: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray]:
-        """The verifier's plate probability of each candidate, second look included, and the corrected boxes.
+    def looks(self, image: np.ndarray, found: Sequence[Detection]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The verifier's plate probability of each candidate (second look included), the corrected
+        boxes, and the fused scores :meth:`detect` thresholds.
 
-        What :meth:`detect` thresholds after the fusion; ``scripts/train_verifier.py`` fits the
-        fusion to these same probabilities, so the weights match what the cascade computes.
+        ``scripts/train_verifier.py`` fits the fusion to these same probabilities, so the weights
+        match what the cascade computes.
         """
         given = [(d.x1, d.y1, d.x2, d.y2) for d in found]
+        det_scores = np.array([d.score for d in found], np.float32)
         probs, boxes = self.verifier.assess(image, given)
-        scores = self.verifier.combine(np.array([d.score for d in found], np.float32), probs)
+        scores = self.verifier.combine(det_scores, probs)
         again = np.flatnonzero(scores >= self.second_look) if self.second_look < 1 else []
         if len(again):
             boxes_again = np.asarray(given, np.float32)[again]
@@ -175,15 +177,15 @@ class VerifiedDetector:
             scaled = np.concatenate([scale_boxes(boxes_again, f) for f in SECOND_LOOK_SCALES])
             looks += np.split(self.verifier.assess(image, scaled)[0], len(SECOND_LOOK_SCALES))  # one batch
             probs[again] = 1.0 / (1.0 + np.exp(-np.mean([_logit(p) for p in looks], axis=0)))
-        return probs, boxes
+            scores = self.verifier.combine(det_scores, probs)
+        return probs, boxes, scores
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Plates in a BGR uint8 image, best first, in original-image pixels."""
         found = self.candidates.detect(image)
         if not found:
             return []
-        probs, boxes = self.looks(image, found)
-        scores = self.verifier.combine(np.array([d.score for d in found], np.float32), probs)
+        _, boxes, scores = self.looks(image, found)
         h, w = image.shape[:2]
         boxes = np.clip(boxes, 0, [w, h, w, h])
         ok = (scores >= self.threshold) & (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
