@@ -110,6 +110,9 @@ class VisionConfig(Section):
     # a crop at least this many times as wide as high (a long European plate) is read at the wide
     # input width, 160 instead of 128 (alprd.vision.ocr.input_width); 0 = every crop at 128
     ocr_wide_aspect: float = Field(default=3.0, ge=0, le=20)
+    # a crop whose text rows slope by at least this many degrees (a plate seen from the side) is
+    # levelled before it is read (alprd.vision.skew); 0 = never
+    ocr_level_degrees: float = Field(default=3.5, ge=0, le=20)
     min_plate_chars: int = Field(default=2, ge=1, le=10)
     # the plate syntaxes the reader expects, in order of preference (alprd.vision.formats.REGIONS)
     regions: list[Literal["us", "br", "eu"]] = Field(default_factory=lambda: ["us"], min_length=1, max_length=3)

@@ -17,11 +17,13 @@ held-out teacher-read European crops; ``--regions`` decodes with those plate syn
 the shared sets), where splitting is what makes them readable. ``--in-context`` pastes
 each held-out crop into a real surround and cuts it as the daemon would (detector-like
 box error and margin; one fixed draw, seed 99, as ``scripts/train_ocr.py`` draws its held-out US one).
-``--second-read`` is the reader's ``vision.ocr_second_read`` (default: the config's).
+``--second-read`` is the reader's ``vision.ocr_second_read`` (default: the config's), ``--level-degrees``
+its ``vision.ocr_level_degrees``; ``--shear DEG`` first shears each crop as a plate seen from the side.
 
     python scripts/eval_ocr.py [--model models/plate_ocr.onnx] [--data ../shared/datasets]
                                [--set us|br|eu] [--split val|all] [--two-line N] [--in-context]
-                               [--second-read X] [--no-ppocr] [--json out.json] [--errors]
+                               [--second-read X] [--level-degrees D] [--shear DEG]
+                               [--no-ppocr] [--json out.json] [--errors]
 """
 
 from __future__ import annotations
@@ -73,6 +75,21 @@ def in_context_crops(data: Path, crops: list) -> list[tuple[str, np.ndarray, str
     bank, rng = ContextBank(data, seed=99), np.random.default_rng(99)
     fonts = FontPlateRenderer(str(ROOT / ".data" / "fonts")).text_fonts
     return [(n, in_context(c, rng, bank, fonts), t) for n, c, t in crops]
+
+
+def sheared(crops: list, degrees: float) -> list[tuple[str, np.ndarray, str]]:
+    """The crops as seen from the side: rows sloping by ``degrees`` up or down (one fixed draw, seed 5),
+    characters upright, the box a little looser and as much taller as the slope needs."""
+    rng, out = np.random.default_rng(5), []
+    for name, crop, text in crops:
+        t = np.tan(np.radians(degrees)) * rng.choice([-1, 1])
+        h, w = crop.shape[:2]
+        pad = int(abs(t) * w / 2) + 1
+        c = cv2.copyMakeBorder(crop, h // 5 + pad, h // 5 + pad, w // 20, w // 20, cv2.BORDER_REPLICATE)
+        h, w = c.shape[:2]
+        shear = np.float32([[1, 0, 0], [t, 1, -t * w / 2]])
+        out.append((name, cv2.warpAffine(c, shear, (w, h), borderMode=cv2.BORDER_REPLICATE), text))
+    return out
 
 
 def two_line_plates(n: int) -> list[tuple[str, np.ndarray, str]]:
@@ -138,6 +155,10 @@ def main() -> int:
                     help="re-read from other cuts below this confidence (0 = never)")
     ap.add_argument("--wide-aspect", type=float, default=VisionConfig().ocr_wide_aspect,
                     help="read crops at least this many times as wide as high at the wide input (0 = never)")
+    ap.add_argument("--level-degrees", type=float, default=VisionConfig().ocr_level_degrees,
+                    help="level crops whose text slopes by at least this many degrees (0 = never)")
+    ap.add_argument("--shear", type=float, default=0.0, metavar="DEG",
+                    help="first shear each crop by DEG degrees up or down, as a plate seen from the side")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-ppocr", action="store_true", help="skip the PP-OCRv4 comparison")
     ap.add_argument("--errors", action="store_true", help="list our model's misreads")
@@ -153,11 +174,14 @@ def main() -> int:
         if args.in_context:
             crops = in_context_crops(Path(args.data), crops)
             print("  each pasted into a real surround and cut like a detector box (scripts/plate_context.py)")
+        if args.shear:
+            crops = sheared(crops, args.shear)
+            print(f"  each sheared by {args.shear:g} degrees up or down, its box grown to hold it")
     truths = [t for *_, t in crops]
     imgs = [c for _, c, _ in crops]
     regions = [r for r in args.regions.split(",") if r]
     rec = OnnxRecognizer(args.model, threads=args.threads, min_confidence=0.0, regions=regions,
-                         second_read=args.second_read, wide_aspect=args.wide_aspect)
+                         second_read=args.second_read, wide_aspect=args.wide_aspect, level_degrees=args.level_degrees)
     t = time.perf_counter()
     reads = rec.read(imgs)
     ours_s = time.perf_counter() - t

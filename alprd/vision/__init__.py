@@ -46,5 +46,5 @@ def load_reader(cfg: VisionConfig) -> PlateReader:
 
     recognizer = OnnxRecognizer(cfg.ocr_model, threads=cfg.threads, min_confidence=cfg.ocr_min_confidence,
                                 regions=cfg.regions, top_n=cfg.candidates, second_read=cfg.ocr_second_read,
-                                wide_aspect=cfg.ocr_wide_aspect)
+                                wide_aspect=cfg.ocr_wide_aspect, level_degrees=cfg.ocr_level_degrees)
     return PlateReader(load_detector(cfg), recognizer, min_chars=cfg.min_plate_chars)

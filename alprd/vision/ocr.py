@@ -30,6 +30,7 @@ from alprd.vision.base import ModelError, PlateText, open_session
 from alprd.vision.ctc import align, beam_search
 from alprd.vision.formats import Syntaxes
 from alprd.vision.lines import split_for_reader
+from alprd.vision.skew import level
 
 ALPHABET = string.ascii_uppercase + string.digits
 PAD = "_"
@@ -196,8 +197,9 @@ class OnnxRecognizer:
 
     def __init__(self, model_path: str | Path, threads: int = 1, min_confidence: float = 0.85,
                  split_two_line: bool = True, regions: Sequence[str] = (), top_n: int = 5,
-                 second_read: float = 0.0, wide_aspect: float = 0.0):
+                 second_read: float = 0.0, wide_aspect: float = 0.0, level_degrees: float = 0.0):
         self.model_path = Path(model_path)
+        self.level_degrees = float(level_degrees)
         self.second_read = float(second_read)
         self.syntaxes = Syntaxes(list(regions)) if regions else None
         self.top_n = int(top_n)
@@ -225,7 +227,8 @@ class OnnxRecognizer:
         self._output = out.name
 
     def read(self, crops: Sequence[np.ndarray]) -> list[PlateText]:
-        """Read a batch of crops (see :meth:`_read`).
+        """Read a batch of crops (see :meth:`_read`), each first levelled if its text rows slope
+        by ``level_degrees`` or more (:func:`alprd.vision.skew.level`).
 
         A one-line read kept with a confidence below ``second_read`` is read again from
         :func:`second_views` of its crop, in one more batch, and :func:`fuse_reads` of the
@@ -233,6 +236,7 @@ class OnnxRecognizer:
         crops, tight and as the daemon cuts them, this fixes more reads than it breaks
         (models/plate_ocr.md, stage 14), at one extra batch for about a fifth of the plates.
         """
+        crops = [level(c, self.level_degrees) for c in crops]
         results, joined = self._read(crops, self.min_confidence)
         unsure = [i for i, r in enumerate(results)
                   if r.text and r.confidence < self.second_read and i not in joined]
