@@ -55,6 +55,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
+import text_teacher
 from onnx_weights import freeze_batchnorm, initializers, load_folded_convs
 from plate_crops import held_out_photo, negative_photos, plate_images
 
@@ -96,8 +97,11 @@ class DS(nn.Module):
 class PlateNet(nn.Module):
     """Backbone to stride 32, FPN merged to stride 4, 5-channel head (heat logit + 4 log-distances)."""
 
-    def __init__(self, widths=(16, 32, 64, 96, 128), fpn: int = 48, head: int = 32, extra: int = 0) -> None:
-        """``extra``: residual blocks added to each of the stride 8, 16 and 32 stages (cheap: few pixels)."""
+    def __init__(self, widths=(16, 32, 64, 96, 128), fpn: int = 48, head: int = 32, extra: int = 0,
+                 text: bool = False) -> None:
+        """``extra``: residual blocks added to each of the stride 8, 16 and 32 stages (cheap: few pixels).
+        ``text``: a 1x1 conv on the stride-4 features predicting the text teacher's map (training only,
+        not exported)."""
         super().__init__()
         c0, c1, c2, c3, c4 = widths
         self.extra = extra
@@ -114,8 +118,10 @@ class PlateNet(nn.Module):
         with torch.no_grad():
             self.out.bias[0] = -4.6  # heatmap prior 0.01
             self.out.weight.mul_(0.1)
+        self.text = nn.Conv2d(head, 1, 1) if text else None
 
-    def forward(self, x):
+    def features(self, x):
+        """The merged stride-4 features that the plate head (and the text head) read."""
         x = (x - 127.5) * (1 / 64.0)  # input: BGR float 0..255
         x = self.stem(x)
         c4 = self.s4(x)
@@ -125,8 +131,10 @@ class PlateNet(nn.Module):
         up = lambda t: F.interpolate(t, scale_factor=2.0, mode="nearest")
         p = self.m16(self.l16(c16) + up(self.l32(c32)))
         p = self.m8(self.l8(c8) + up(p))
-        p = self.m4(self.l4(c4) + up(self.r8(p)))
-        return self.out(self.head(p))  # raw: [heat logit, log(dist/8) x4]
+        return self.m4(self.l4(c4) + up(self.r8(p)))
+
+    def forward(self, x):
+        return self.out(self.head(self.features(x)))  # raw: [heat logit, log(dist/8) x4]
 
 
 class ExportWrapper(nn.Module):
@@ -232,8 +240,10 @@ def box_affine(boxes: np.ndarray, M: np.ndarray) -> np.ndarray:
 class TrainSet(torch.utils.data.Dataset):
     def __init__(self, images: np.ndarray, boxes: list[np.ndarray], crop: int, epoch_len: int,
                  p_synth_frame: float = 0.2, p_mosaic: float = 0.3, p_paste: float = 0.5,
-                 real_plates: list[np.ndarray] | None = None, p_real: float = 0.0) -> None:
+                 real_plates: list[np.ndarray] | None = None, p_real: float = 0.0,
+                 text_maps: np.ndarray | None = None) -> None:
         self.images, self.boxes, self.crop, self.epoch_len = images, boxes, crop, epoch_len
+        self.text_maps = text_maps  # the text teacher's map of each image (text_teacher.py), or None
         self.p_synth_frame, self.p_mosaic, self.p_paste = p_synth_frame, p_mosaic, p_paste
         self.real_plates, self.p_real = real_plates or [], p_real  # real crops pasted instead of rendered ones
         self.rng = np.random.default_rng()
@@ -244,7 +254,8 @@ class TrainSet(torch.utils.data.Dataset):
         return self.epoch_len
 
     # -- sources -------------------------------------------------------------
-    def _warp_real(self, idx: int, out_w: int, out_h: int, scale: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    def _warp_real(self, idx: int, out_w: int, out_h: int, scale: float, rng):
+        """(image, boxes, teacher map on the stride-4 grid or None) of photo ``idx`` after a random affine."""
         img, boxes = self.images[idx], self.boxes[idx]
         h, w = img.shape[:2]
         sx = scale * math.exp(rng.uniform(-0.25, 0.25))
@@ -266,7 +277,8 @@ class TrainSet(torch.utils.data.Dataset):
         M = np.concatenate([A, t[:, None]], 1)
         out = cv2.warpAffine(img, M, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                              borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
-        return out, box_affine(boxes, M)
+        tmap = None if self.text_maps is None else text_teacher.warp_map(self.text_maps[idx], M, out_w, out_h)
+        return out, box_affine(boxes, M), tmap
 
     def _synth_frame(self, rng) -> tuple[np.ndarray, np.ndarray]:
         """A 1080p demo-camera-like frame with cars and plates, as the camera draws it."""
@@ -415,6 +427,8 @@ class TrainSet(torch.utils.data.Dataset):
         C = self.crop
         r = rng.random()
         ignore_boxes = np.zeros((0, 4), np.float32)
+        G = C // STRIDE
+        text, text_w = np.zeros((G, G), np.float32), np.zeros((G, G), np.float32)  # teacher target, its weight
         if r < self.p_synth_frame:
             frame, boxes = self._synth_frame(rng)
             # the detector sees a 1080p frame at 640..960 wide; jitter around that
@@ -439,8 +453,13 @@ class TrainSet(torch.utils.data.Dataset):
                     continue
                 idx = int(rng.integers(len(self.images)))
                 s = math.exp(rng.uniform(math.log(0.3), math.log(1.2)))
-                tile, b = self._warp_real(idx, tw, th, s, rng)
+                tile, b, tmap = self._warp_real(idx, tw, th, s, rng)
                 img[y0:y1, x0:x1] = tile
+                if tmap is not None:
+                    gy, gx = y0 // STRIDE, x0 // STRIDE
+                    part = tmap[:G - gy, :G - gx]
+                    text[gy:gy + part.shape[0], gx:gx + part.shape[1]] = part
+                    text_w[gy:gy + part.shape[0], gx:gx + part.shape[1]] = 1.0
                 if len(b):
                     cb = b.copy()
                     cb[:, 0::2] = cb[:, 0::2].clip(0, tw)
@@ -455,7 +474,9 @@ class TrainSet(torch.utils.data.Dataset):
         elif len(self.images):
             idx = int(rng.integers(len(self.images)))
             s = math.exp(rng.uniform(math.log(0.45), math.log(2.2)))
-            img, boxes = self._warp_real(idx, C, C, s, rng)
+            img, boxes, tmap = self._warp_real(idx, C, C, s, rng)
+            if tmap is not None:
+                text, text_w = tmap, np.ones_like(tmap)
         else:
             frame, boxes = self._synth_frame(rng)
             s = C / 1920 * 1.5
@@ -468,10 +489,14 @@ class TrainSet(torch.utils.data.Dataset):
         if rng.random() < self.p_paste:
             new = self._paste_small(img, np.concatenate([boxes, ignore_boxes]), rng)
             boxes = np.concatenate([boxes, new])
+            for x1, y1, x2, y2 in new:  # the teacher never saw these pasted plates
+                text_w[max(0, int(y1) // STRIDE - 1):int(y2) // STRIDE + 2,
+                       max(0, int(x1) // STRIDE - 1):int(x2) // STRIDE + 2] = 0.0
         img = self._photometric(img, rng)
         heat, ignore, reg, regw = self._targets(boxes, C, C, ignore_boxes)
         return (torch.from_numpy(img.transpose(2, 0, 1).copy()), torch.from_numpy(heat[None]),
-                torch.from_numpy(ignore[None]), torch.from_numpy(reg), torch.from_numpy(regw[None]))
+                torch.from_numpy(ignore[None]), torch.from_numpy(reg), torch.from_numpy(regw[None]),
+                torch.from_numpy(text[None]), torch.from_numpy(text_w[None]))
 
 
 def worker_init(worker_id: int) -> None:
@@ -632,6 +657,10 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-every", type=float, default=600.0,
                     help="seconds between held-out recall reports (with --hold-out: the EMA on the held-out "
                          "tenth, at the next safety export)")
+    ap.add_argument("--text-teacher", type=float, default=0.0,
+                    help="weight of the second task: predicting PP-OCRv4's text map (text_teacher.py); 0 = off")
+    ap.add_argument("--teacher-cache", default=str(ROOT / ".data" / "text_maps.npz"),
+                    help="where the teacher's maps of the training images are kept between runs")
     ap.add_argument("--extra-blocks", type=int, default=0,
                     help="residual blocks added to the stride 8/16/32 stages; "
                          "with an .onnx --init they start as no-ops")
@@ -672,12 +701,16 @@ def main(argv=None) -> int:
         images = np.concatenate([images, np.stack(negs)]) if negs else images
         boxes = boxes + [np.zeros((0, 4), np.float32)] * len(negs)
         log(f"plus {len(negs)} plate-free photos of negatives/ (design half)", fh)
+    tmaps = None
+    if args.text_teacher:
+        tmaps = text_teacher.text_maps(images, Path(args.teacher_cache), log=lambda m: log(m, fh))
+        log(f"text teacher maps of {len(tmaps)} images (weight {args.text_teacher}, cache {args.teacher_cache})", fh)
     real = plate_images(Path(args.data), detect_crops=True, max_width=160) if args.p_real else []
     if real:
         log(f"{len(real)} real plate crops to paste (p {args.p_real})", fh)
     batch = args.batch or (48 if device.type == "cuda" else 8)
     ds = TrainSet(images, boxes, args.crop, epoch_len=10**7, p_synth_frame=args.p_synth, p_mosaic=args.p_mosaic,
-                  p_paste=args.p_paste, real_plates=real, p_real=args.p_real)
+                  p_paste=args.p_paste, real_plates=real, p_real=args.p_real, text_maps=tmaps)
     dl = torch.utils.data.DataLoader(
         ds, batch_size=batch, num_workers=args.workers, worker_init_fn=worker_init if args.workers else None,
         pin_memory=device.type == "cuda", drop_last=True, persistent_workers=args.workers > 0,
@@ -685,7 +718,8 @@ def main(argv=None) -> int:
     if args.workers == 0:
         ds.rng = np.random.default_rng(args.seed)
 
-    model = PlateNet(extra=args.extra_blocks).to(device)
+    with_text = args.text_teacher > 0
+    model = PlateNet(extra=args.extra_blocks, text=with_text).to(device)
     from_onnx = args.init.endswith(".onnx")
     if from_onnx:
         deepen_from_onnx(model, args.init)
@@ -695,7 +729,7 @@ def main(argv=None) -> int:
         log(f"initialised from {args.init}", fh)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    ema = PlateNet(extra=args.extra_blocks).to(device)
+    ema = PlateNet(extra=args.extra_blocks, text=with_text).to(device)
     ema.load_state_dict(model.state_dict())
     ema.eval()
     for p in ema.parameters():
@@ -734,11 +768,11 @@ def main(argv=None) -> int:
         os.replace(tmp, out / "checkpoint.pt")
 
     last_export = last_eval = t_start
-    hm_avg = box_avg = 0.0
+    hm_avg = box_avg = text_avg = 0.0
     status = "ok"
     it = iter(dl)
     try:
-        for imgs, heat, ignore, reg, regw in it:
+        for imgs, heat, ignore, reg, regw, text, text_w in it:
             now = time.time()
             if now >= train_end:
                 break
@@ -756,9 +790,16 @@ def main(argv=None) -> int:
             if from_onnx:
                 freeze_batchnorm(model)
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                raw = model(imgs)
+                feats = model.features(imgs)
+                raw = model.out(model.head(feats))
             hm, box = losses(raw, heat, ignore, reg, regw)
             loss = hm + 5.0 * box
+            if with_text:
+                text, text_w = text.to(device, non_blocking=True), text_w.to(device, non_blocking=True)
+                tl = F.binary_cross_entropy_with_logits(model.text(feats).float(), text, weight=text_w,
+                                                        reduction="sum") / text_w.sum().clamp(min=1.0)
+                loss = loss + args.text_teacher * tl
+                text_avg = 0.98 * text_avg + 0.02 * tl.item() if step > 1 else tl.item()
             if not torch.isfinite(loss):
                 log(f"step {step}: non-finite loss, batch skipped", fh)
                 opt.zero_grad(set_to_none=True)
@@ -784,7 +825,7 @@ def main(argv=None) -> int:
             if step % 50 == 0 or step <= 3:
                 el = time.time() - t_start
                 log(f"step {step} seen {n_seen} ({n_seen / max(el, 1e-6):.0f} img/s) lr {lr:.2e} "
-                    f"heat {hm_avg:.3f} giou {box_avg:.3f}", fh)
+                    f"heat {hm_avg:.3f} giou {box_avg:.3f}" + (f" text {text_avg:.3f}" if with_text else ""), fh)
             if time.time() - last_export > args.export_every and time.time() < train_end - 30:
                 try:
                     torch.save(ema.state_dict(), out / "plate_detector_ema.pt")
@@ -837,8 +878,9 @@ def main(argv=None) -> int:
 
 
 def _cpu_copy(model: PlateNet) -> PlateNet:
-    m = PlateNet(extra=model.extra)
-    m.load_state_dict({k: v.detach().float().cpu() for k, v in model.state_dict().items()})
+    m = PlateNet(extra=model.extra)  # without the text head: it is not exported
+    m.load_state_dict({k: v.detach().float().cpu() for k, v in model.state_dict().items()
+                       if not k.startswith("text.")})
     return m.eval()
 
 

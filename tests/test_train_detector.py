@@ -65,3 +65,27 @@ def test_a_square_part_of_a_wide_photo_keeps_its_proportions():
     # a window of the photo, not the photo squashed: some parts lie wholly in one half
     assert any(p.max() == 0 for p in parts) and any(p.min() == 255 for p in parts)
     assert td.square_crop(None, 64, np.random.default_rng(0)) is None
+
+
+def test_the_text_teachers_map_moves_with_the_photo():
+    """--text-teacher: the teacher's map of a photo is warped with it, onto the crop's stride-4 grid,
+    and its weight is zero where the teacher never looked (rendered plates pasted on afterwards)."""
+    photo = np.full((1, 256, 256, 3), 90, np.uint8)
+    tmap = np.zeros((1, 64, 64), np.uint8)
+    tmap[0, 30:34, 20:28] = 255  # "text" at photo pixels x 80-112, y 120-136
+    ds = td.TrainSet(photo, [np.zeros((0, 4), np.float32)], 128, 1, p_synth_frame=0, p_mosaic=0, p_paste=0,
+                     text_maps=tmap)
+    ds.rng = np.random.default_rng(0)
+    M = np.array([[0.5, 0, 10], [0, 0.5, 4]])  # halve, then move by (10, 4)
+    warped = td.text_teacher.warp_map(tmap[0], M, 128, 128)
+    assert warped.shape == (32, 32)
+    ys, xs = np.nonzero(warped > 0.5)
+    assert abs((xs.mean() + 0.5) * 4 - (0.5 * 96 + 10)) <= 3 and abs((ys.mean() + 0.5) * 4 - (0.5 * 128 + 4)) <= 3
+    *_, text, weight = ds[0]
+    assert text.shape == weight.shape == (1, 32, 32) and float(weight.min()) == 1.0  # a real photo: all taught
+    ds.p_paste = 1.0
+    *_, text, weight = ds[0]
+    assert 0 < float(weight.mean()) < 1  # the pasted plates are not
+    ds.p_synth_frame = 1.0
+    *_, text, weight = ds[0]
+    assert float(weight.max()) == 0.0  # nor is a rendered frame
