@@ -44,9 +44,9 @@ def text_slope(crop: np.ndarray) -> float:
     xs = np.arange(n) + cols // 6 - cols / 2
     shift = np.rint(_SLOPES[:, None] * xs[None, :] * (_ROWS / h) / (cols / w)).astype(np.int64)  # [S, n]
     pad = int(np.abs(shift).max()) + 1
-    padded = np.pad(edges, ((pad, pad), (0, 0)))
-    rows = np.arange(_ROWS)[None, :, None] + pad + shift[:, None, :]  # [S, rows, n]
-    peaked = np.square(padded[rows, np.arange(n)[None, None, :]].sum(axis=2)).sum(axis=1)  # [S]
+    padded = np.pad(edges, ((pad, pad), (0, 0))).ravel()
+    at = (np.arange(_ROWS)[None, :, None] + pad + shift[:, None, :]) * n + np.arange(n)  # [S, rows, n], flat
+    peaked = np.square(np.take(padded, at).sum(axis=2)).sum(axis=1)  # [S]
     best = int(np.argmax(peaked))
     return float(_SLOPES[best]) if peaked[best] >= _BEAT_LEVEL * peaked[len(_SLOPES) // 2] else 0.0
 
