@@ -14,7 +14,7 @@ Usage:
     python scripts/bench_detector.py [--model models/plate_detector.onnx] [--threads 1]
         [--input-size 640] [--frames 200] [--pin-core 0]
         [--verifier models/plate_verifier.onnx --candidate-threshold 0.1] [--scenes real]
-        [--no-zoom] [--whole-read [--ocr-second-read X]]
+        [--no-zoom] [--whole-read [--ocr-second-read X] [--ocr-level-degrees D]]
 """
 
 from __future__ import annotations
@@ -83,6 +83,8 @@ def main(argv=None) -> int:
     ap.add_argument("--whole-read", action="store_true", help="time detection + OCR, as the daemon reads a frame")
     ap.add_argument("--ocr-second-read", type=float, default=VisionConfig().ocr_second_read,
                     help="with --whole-read: vision.ocr_second_read (0 = never)")
+    ap.add_argument("--ocr-level-degrees", type=float, default=VisionConfig().ocr_level_degrees,
+                    help="with --whole-read: vision.ocr_level_degrees (0 = never level)")
     args = ap.parse_args(argv)
 
     if args.pin_core >= 0 and hasattr(os, "sched_setaffinity"):
@@ -92,7 +94,7 @@ def main(argv=None) -> int:
 
     cfg = VisionConfig(detector_model=args.model, verifier_model=args.verifier, threads=args.threads,
                        detector_input=args.input_size, candidate_threshold=args.candidate_threshold,
-                       ocr_second_read=args.ocr_second_read, **({"zoom_window": []} if args.no_zoom else {}))
+                       ocr_second_read=args.ocr_second_read, ocr_level_degrees=args.ocr_level_degrees, **({"zoom_window": []} if args.no_zoom else {}))
     det = load_detector(cfg)
     if args.whole_read:
         reader = load_reader(cfg)
