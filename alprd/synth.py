@@ -129,3 +129,16 @@ def paste_plate_on_car(scene: np.ndarray, plate: np.ndarray, center: tuple[int, 
         return x1, y1, x2, y2
     scene[y1:y2, x1:x2] = cv2.resize(plate, (x2 - x1, y2 - y1), interpolation=cv2.INTER_AREA)
     return x1, y1, x2, y2
+
+
+def side_view(crop: np.ndarray, degrees: float) -> np.ndarray:
+    """A plate crop as a box around it cuts it when the plate is seen from the side: its rows sloping
+    by ``degrees`` (down to the right when positive), its characters upright, the box a little looser
+    than the crop and as much taller as the slope needs (edge pixels repeated)."""
+    t = np.tan(np.radians(degrees))
+    h, w = crop.shape[:2]
+    pad = int(abs(t) * w / 2) + 1
+    boxed = cv2.copyMakeBorder(crop, h // 5 + pad, h // 5 + pad, w // 20, w // 20, cv2.BORDER_REPLICATE)
+    bh, bw = boxed.shape[:2]
+    shear = np.float32([[1, 0, 0], [t, 1, -t * bw / 2]])
+    return cv2.warpAffine(boxed, shear, (bw, bh), borderMode=cv2.BORDER_REPLICATE)

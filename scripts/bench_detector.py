@@ -94,7 +94,8 @@ def main(argv=None) -> int:
 
     cfg = VisionConfig(detector_model=args.model, verifier_model=args.verifier, threads=args.threads,
                        detector_input=args.input_size, candidate_threshold=args.candidate_threshold,
-                       ocr_second_read=args.ocr_second_read, ocr_level_degrees=args.ocr_level_degrees, **({"zoom_window": []} if args.no_zoom else {}))
+                       ocr_second_read=args.ocr_second_read, ocr_level_degrees=args.ocr_level_degrees,
+                       **({"zoom_window": []} if args.no_zoom else {}))
     det = load_detector(cfg)
     if args.whole_read:
         reader = load_reader(cfg)

@@ -44,7 +44,7 @@ from plate_crops import load_br, load_pseudo, load_us
 
 from alprd.config import VisionConfig
 from alprd.plates import edit_distance, normalize_plate
-from alprd.synth import random_plate_text, render_plate
+from alprd.synth import random_plate_text, render_plate, side_view
 from alprd.vision.ocr import OnnxRecognizer
 
 PSEUDO = ROOT / ".data" / "pseudo4" / "groundtruth.csv"
@@ -80,16 +80,8 @@ def in_context_crops(data: Path, crops: list) -> list[tuple[str, np.ndarray, str
 def sheared(crops: list, degrees: float) -> list[tuple[str, np.ndarray, str]]:
     """The crops as seen from the side: rows sloping by ``degrees`` up or down (one fixed draw, seed 5),
     characters upright, the box a little looser and as much taller as the slope needs."""
-    rng, out = np.random.default_rng(5), []
-    for name, crop, text in crops:
-        t = np.tan(np.radians(degrees)) * rng.choice([-1, 1])
-        h, w = crop.shape[:2]
-        pad = int(abs(t) * w / 2) + 1
-        c = cv2.copyMakeBorder(crop, h // 5 + pad, h // 5 + pad, w // 20, w // 20, cv2.BORDER_REPLICATE)
-        h, w = c.shape[:2]
-        shear = np.float32([[1, 0, 0], [t, 1, -t * w / 2]])
-        out.append((name, cv2.warpAffine(c, shear, (w, h), borderMode=cv2.BORDER_REPLICATE), text))
-    return out
+    rng = np.random.default_rng(5)
+    return [(name, side_view(crop, degrees * rng.choice([-1, 1])), text) for name, crop, text in crops]
 
 
 def two_line_plates(n: int) -> list[tuple[str, np.ndarray, str]]:

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from alprd.config import VisionConfig
-from alprd.synth import render_plate
+from alprd.synth import render_plate, side_view
 from alprd.vision.ocr import OnnxRecognizer
 from alprd.vision.skew import level, text_slope
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "plate_ocr.onnx"
-
-
-def side_view(plate: np.ndarray, degrees: float) -> np.ndarray:
-    """The plate with its rows sloping by ``degrees`` (characters upright), in a box that holds it."""
-    t = np.tan(np.radians(degrees))
-    h, w = plate.shape[:2]
-    pad = int(abs(t) * w / 2) + 1
-    boxed = cv2.copyMakeBorder(plate, h // 5 + pad, h // 5 + pad, w // 20, w // 20, cv2.BORDER_REPLICATE)
-    H, W = boxed.shape[:2]
-    return cv2.warpAffine(boxed, np.float32([[1, 0, 0], [t, 1, -t * W / 2]]), (W, H), borderMode=cv2.BORDER_REPLICATE)
 
 
 @pytest.fixture(scope="module")
