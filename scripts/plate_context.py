@@ -12,6 +12,7 @@ cuts the box with a detector-like error plus the reader's own margin
 
 from __future__ import annotations
 
+import math
 import string
 from pathlib import Path
 
@@ -113,8 +114,12 @@ def _bolts_and_sticker(canvas: np.ndarray, box: tuple[int, int, int, int], rng, 
 
 
 def in_context(plate: np.ndarray, rng: np.random.Generator, bank: ContextBank,
-               font_paths: list[str], decorate: float = 0.5) -> np.ndarray:
-    """``plate`` (tight BGR crop) pasted into a real surround and cut like a detector box + margin."""
+               font_paths: list[str], decorate: float = 0.5, slope_degrees: float = 0.0) -> np.ndarray:
+    """``plate`` (tight BGR crop) pasted into a real surround and cut like a detector box + margin.
+
+    ``slope_degrees``: the plate and its surround seen from the side, their rows sloping by that much
+    (a vertical shear about the plate's centre), the box around the sloped plate as much taller.
+    """
     patch, orig = bank.patches[int(rng.integers(len(bank.patches)))]
     aspect = plate.shape[1] / plate.shape[0]
     th = WORK_H * rng.uniform(0.95, 1.15)
@@ -135,6 +140,12 @@ def in_context(plate: np.ndarray, rng: np.random.Generator, bank: ContextBank,
                                           if w < plate.shape[1] else cv2.INTER_LINEAR)
     if rng.random() < decorate:
         _bolts_and_sticker(canvas, (x, y, w, h), rng, font_paths)
+    if slope_degrees:
+        t = math.tan(math.radians(slope_degrees))
+        shear = np.float32([[1, 0, 0], [t, 1, -t * (x + w / 2)]])
+        canvas = cv2.warpAffine(canvas, shear, (canvas.shape[1], canvas.shape[0]), borderMode=cv2.BORDER_REFLECT_101)
+        rise = round(abs(t) * w / 2)
+        y, h = y - rise, h + 2 * rise
     # the detector's box: each side off by a few percent, sometimes loose
     if rng.random() < 0.2:
         dl, dr = rng.uniform(-0.02, 0.2, 2) * w

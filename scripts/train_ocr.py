@@ -54,6 +54,7 @@ from plate_context import ContextBank, in_context
 from plate_crops import load_br, load_pseudo, load_us
 from synth_plates import EuPlateRenderer, FontPlateRenderer, degrade_crop, hershey_plate, negative_crop
 
+from alprd.config import VisionConfig
 from alprd.plates import edit_distance
 from alprd.vision.lines import split_lines
 from alprd.vision.ocr import (
@@ -67,6 +68,7 @@ from alprd.vision.ocr import (
     input_width,
     resize_crop,
 )
+from alprd.vision.skew import level
 
 NCLS = len(ALPHABET) + 1
 PAD_IDX = len(ALPHABET)
@@ -94,8 +96,10 @@ def encode(text: str) -> np.ndarray:
 class PlateStream(torch.utils.data.IterableDataset):
     """Endless batches (uint8 N,H,W,3 and int64 N,slots), mixed from all sources."""
 
-    def __init__(self, us, br, font_dir, batch, seed, mix, pseudo=(), data=None, context_p=0.0, wide_aspect=0.0):
+    def __init__(self, us, br, font_dir, batch, seed, mix, pseudo=(), data=None, context_p=0.0, wide_aspect=0.0,
+                 side_p=0.0):
         self.us, self.br, self.font_dir, self.batch, self.seed = us, br, font_dir, batch, seed
+        self.side_p = side_p  # share of the plates in context seen from the side
         self.pseudo, self.data, self.context_p, self.wide_aspect = list(pseudo), data, context_p, wide_aspect
         names = ["us", "br", "pseudo", "font", "eu", "hershey", "neg"]
         have = {"us": bool(us), "br": bool(br), "pseudo": bool(self.pseudo)}
@@ -104,11 +108,16 @@ class PlateStream(torch.utils.data.IterableDataset):
         self.bank = None
 
     def _in_context(self, rng, fonts, tight):
-        """With probability context_p: the tight plate pasted into a real surround, cut like a detector box."""
+        """With probability context_p: the tight plate pasted into a real surround, cut like a detector box;
+        a share side_p of those seen from the side (rows sloped 4-18 degrees), levelled as the reader levels
+        them (alprd.vision.skew) after the camera's blur and noise."""
         if self.bank is None or rng.random() >= self.context_p:
             return None
-        crop = in_context(tight, rng, self.bank, fonts.text_fonts)
-        return degrade_crop(crop, rng, strength=0.5, out_h=(18, 80)) if rng.random() < 0.8 else crop
+        side = rng.random() < self.side_p
+        slope = rng.uniform(4, 18) * rng.choice([-1, 1]) if side else 0.0
+        crop = in_context(tight, rng, self.bank, fonts.text_fonts, slope_degrees=slope)
+        crop = degrade_crop(crop, rng, strength=0.5, out_h=(18, 80)) if rng.random() < 0.8 else crop
+        return level(crop, VisionConfig().ocr_level_degrees) if side else crop
 
     def sample(self, rng, fonts):
         kind = self.names[int(rng.choice(len(self.names), p=self.p))]
@@ -510,6 +519,8 @@ def main() -> int:
     ap.add_argument("--context-p", type=float, default=0.0,
                     help="share of real and rendered one-line plates pasted into real surrounds and cut "
                          "like a detector box (scripts/plate_context.py)")
+    ap.add_argument("--side-p", type=float, default=0.0,
+                    help="share of the plates in context (--context-p) seen from the side, then levelled")
     ap.add_argument("--mix", default="us=0.36,br=0.08,font=0.33,hershey=0.17,neg=0.06")
     args = ap.parse_args()
 
@@ -552,7 +563,8 @@ def main() -> int:
     pseudo_train, pseudo_val = load_pseudo(data, Path(args.pseudo))
     log(f"teacher-read crops train {len(pseudo_train)} val {len(pseudo_val)}")
     ds = PlateStream(us_train, br_train, args.fonts, args.batch, args.seed, mix,
-                     pseudo=pseudo_train, data=data, context_p=args.context_p, wide_aspect=args.wide_aspect)
+                     pseudo=pseudo_train, data=data, context_p=args.context_p, wide_aspect=args.wide_aspect,
+                     side_p=args.side_p)
     # held-out US crops as the daemon cuts them from a scene: fixed, generated once
     ctx_val, eu_val = [], []
     if args.context_p > 0:
