@@ -42,7 +42,9 @@ def test_below_the_threshold_off_or_not_an_image_the_crop_comes_back_as_is(plate
     slight = side_view(plate, 5.0)
     assert level(slight, 8.0) is slight
     assert level(slight, 0.0) is slight
-    for bad in (np.zeros((4, 4, 3), np.uint8), np.zeros((30, 60, 3), np.float32), "crop"):
+    bgra = np.dstack([plate, np.full(plate.shape[:2], 255, np.uint8)])
+    for bad in (np.zeros((4, 4, 3), np.uint8), np.zeros((30, 60, 3), np.float32), "crop", bgra,
+                np.zeros((30,), np.uint8)):
         assert level(bad, 3.5) is bad
 
 
