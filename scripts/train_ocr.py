@@ -71,6 +71,7 @@ from alprd.vision.ocr import (
 from alprd.vision.skew import level
 
 NCLS = len(ALPHABET) + 1
+LEVEL_DEGREES = VisionConfig().ocr_level_degrees  # the reader's default, read once, not per sample
 PAD_IDX = len(ALPHABET)
 WIDTHS = (16, 32, 64, 64, 128, 128, 128)
 T0 = time.time()
@@ -117,7 +118,7 @@ class PlateStream(torch.utils.data.IterableDataset):
         slope = rng.uniform(4, 18) * rng.choice([-1, 1]) if side else 0.0
         crop = in_context(tight, rng, self.bank, fonts.text_fonts, slope_degrees=slope)
         crop = degrade_crop(crop, rng, strength=0.5, out_h=(18, 80)) if rng.random() < 0.8 else crop
-        return level(crop, VisionConfig().ocr_level_degrees) if side else crop
+        return level(crop, LEVEL_DEGREES) if side else crop
 
     def sample(self, rng, fonts):
         kind = self.names[int(rng.choice(len(self.names), p=self.p))]
